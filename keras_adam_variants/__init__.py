@@ -1,0 +1,32 @@
+"""keras-adam-variants: faithful, XLA-compatible Keras 3 optimizers from the Adam family.
+
+Usage::
+
+    import keras_adam_variants as kav
+    model.compile(optimizer=kav.AMSGrad(learning_rate=1e-3), loss=...)
+    keras.models.load_model(path, custom_objects=kav.custom_objects())
+"""
+
+from keras_adam_variants._registry import custom_objects, get, names
+from keras_adam_variants.adadelta import Adadelta
+from keras_adam_variants.adagrad import Adagrad
+from keras_adam_variants.adam import Adam
+from keras_adam_variants.adamax import Adamax
+from keras_adam_variants.amsgrad import AMSGrad
+from keras_adam_variants.rmsprop import RMSprop
+from keras_adam_variants.sgd import SGD
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AMSGrad",
+    "Adadelta",
+    "Adagrad",
+    "Adam",
+    "Adamax",
+    "RMSprop",
+    "SGD",
+    "custom_objects",
+    "get",
+    "names",
+]

@@ -1,0 +1,98 @@
+"""The base class of the package's optimizers: argument checks, config and shared update helpers."""
+
+import inspect
+
+import keras
+from keras import ops
+
+from keras_adam_variants._validation import check_learning_rate, check_non_negative
+
+# Keyword arguments every optimizer passes on to ``keras.optimizers.Optimizer``.
+BASE_ARGUMENTS = (
+    "weight_decay",
+    "clipnorm",
+    "clipvalue",
+    "global_clipnorm",
+    "use_ema",
+    "ema_momentum",
+    "ema_overwrite_frequency",
+    "loss_scale_factor",
+    "gradient_accumulation_steps",
+    "name",
+)
+
+BASE_ARGUMENTS_DOC = """
+    Every optimizer also takes the keyword arguments of `keras.optimizers.Optimizer`:
+    `weight_decay` (decoupled: θ ← θ − lr·weight_decay·θ before the update, as PyTorch's AdamW),
+    `clipnorm`, `clipvalue`, `global_clipnorm`, `use_ema`, `ema_momentum`,
+    `ema_overwrite_frequency`, `loss_scale_factor`, `gradient_accumulation_steps` and `name`.
+"""
+
+
+class KavOptimizer(keras.optimizers.Optimizer):
+    """Base of every optimizer in ``keras_adam_variants``.
+
+    Subclasses list their own hyperparameters in ``_HYPERPARAMETERS`` (the constructor's
+    arguments other than ``learning_rate``, in order); ``get_config`` returns them with the base
+    class's arguments, so ``from_config(get_config())`` rebuilds the same optimizer.
+    """
+
+    _HYPERPARAMETERS = ()
+
+    def __init__(self, learning_rate, **kwargs):
+        unknown = sorted(set(kwargs) - set(BASE_ARGUMENTS))
+        if unknown:
+            allowed = ["learning_rate", *self._HYPERPARAMETERS, *BASE_ARGUMENTS]
+            raise ValueError(
+                f"{type(self).__name__} got unknown keyword argument(s) {unknown}; "
+                f"allowed arguments are: {', '.join(allowed)}."
+            )
+        learning_rate = check_learning_rate(learning_rate)
+        if not callable(learning_rate):
+            learning_rate = float(learning_rate)
+        if kwargs.get("weight_decay") is not None:
+            check_non_negative("weight_decay", kwargs["weight_decay"])
+        super().__init__(learning_rate=learning_rate, **kwargs)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__doc__ and "{{base_arguments}}" in cls.__doc__:
+            cls.__doc__ = cls.__doc__.replace("{{base_arguments}}", BASE_ARGUMENTS_DOC.strip())
+        params = inspect.signature(cls.__init__).parameters
+        missing = [name for name in cls._HYPERPARAMETERS if name not in params]
+        if missing:  # a programming error in the package, caught at import time
+            raise TypeError(f"{cls.__name__}._HYPERPARAMETERS names {missing}, not in __init__")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({name: getattr(self, name) for name in self._HYPERPARAMETERS})
+        return config
+
+    # -- helpers for update_step -------------------------------------------------------------
+
+    def _slot(self, slots, variable):
+        """The slot of ``variable`` in the list ``slots`` (one entry per trainable variable)."""
+        return slots[self._get_variable_index(variable)]
+
+    @staticmethod
+    def _dense(gradient, variable):
+        """The gradient as a dense tensor of the variable's dtype.
+
+        Sparse gradients (``tf.IndexedSlices`` from ``Embedding``) are scattered into zeros, with
+        duplicate indices summed, so every optimizer gives exactly the dense-gradient update.
+        """
+        if hasattr(gradient, "indices") and hasattr(gradient, "dense_shape"):
+            gradient = ops.add(ops.zeros_like(variable), gradient)
+        return ops.cast(gradient, variable.dtype)
+
+    def _step(self):
+        """t, the number of this update counting from 1, as float32."""
+        return ops.cast(self.iterations + 1, "float32")
+
+    def _bias_correction(self, beta, variable):
+        """1 − beta**t, computed in float32 (exact for any t) and cast to the variable's dtype."""
+        return ops.cast(1.0 - ops.power(ops.cast(beta, "float32"), self._step()), variable.dtype)
+
+    def _assign_average(self, average, value, decay):
+        """average ← decay·average + (1 − decay)·value, the exponential moving average."""
+        self.assign(average, ops.add(ops.multiply(average, decay), ops.multiply(value, 1 - decay)))

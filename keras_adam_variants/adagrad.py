@@ -1,0 +1,58 @@
+"""Adagrad (Duchi, Hazan & Singer, 2011) as the seed writes it: ε outside the root."""
+
+from keras import initializers, ops
+
+from keras_adam_variants._base import KavOptimizer
+from keras_adam_variants._registry import register
+from keras_adam_variants._validation import check_non_negative
+
+
+@register
+class Adagrad(KavOptimizer):
+    """Adagrad: per-parameter rates from the sum of all past squared gradients.
+
+    The update, for a gradient g (the seed, §3; Duchi et al. 2011, the diagonal form)::
+
+        G ← G + g²            (G starts at initial_accumulator_value)
+        θ ← θ − lr · g / (√G + ε)
+
+    Difference from `keras.optimizers.Adagrad` (and optax's ``adagrad``): Keras puts ε inside the
+    root, √(G + ε), and starts G at 0.1. With ``initial_accumulator_value=0.1`` and ε = 0 the two
+    coincide. This class matches PyTorch's `torch.optim.Adagrad` (with lr_decay = 0).
+
+    Args:
+        learning_rate: a float > 0, a `keras.optimizers.schedules.LearningRateSchedule` or a
+            callable with no arguments returning the rate. Defaults to 0.01.
+        initial_accumulator_value: G's starting value, ≥ 0. Defaults to 0.0 (the seed).
+        epsilon: ε ≥ 0, added to √G. Defaults to 1e-10.
+    {{base_arguments}}
+
+    Reference: J. Duchi, E. Hazan and Y. Singer, "Adaptive Subgradient Methods for Online Learning
+    and Stochastic Optimization", JMLR 12, 2011.
+    """
+
+    _HYPERPARAMETERS = ("initial_accumulator_value", "epsilon")
+
+    def __init__(self, learning_rate=0.01, initial_accumulator_value=0.0, epsilon=1e-10, **kwargs):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.initial_accumulator_value = check_non_negative(
+            "initial_accumulator_value", initial_accumulator_value
+        )
+        self.epsilon = check_non_negative("epsilon", epsilon)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._accumulators = self.add_optimizer_variables(
+            var_list, "accumulator", initializers.Constant(self.initial_accumulator_value)
+        )
+
+    def update_step(self, gradient, variable, learning_rate):
+        g = self._dense(gradient, variable)
+        lr = ops.cast(learning_rate, variable.dtype)
+        accumulator = self._slot(self._accumulators, variable)
+        self.assign_add(accumulator, ops.square(g))
+        self.assign_sub(
+            variable, ops.divide(ops.multiply(lr, g), ops.add(ops.sqrt(accumulator), self.epsilon))
+        )

@@ -1,0 +1,86 @@
+"""AMSGrad (Reddi, Kale & Kumar, 2018), eq. (1) of the seed, optionally bias-corrected."""
+
+from keras import ops
+
+from keras_adam_variants._base import KavOptimizer
+from keras_adam_variants._registry import register
+from keras_adam_variants._validation import check_bool, check_non_negative, check_range
+
+
+@register
+class AMSGrad(KavOptimizer):
+    """AMSGrad: Adam with a non-decreasing second-moment estimate.
+
+    The update, for a gradient g at step t = 1, 2, … (Reddi et al. 2018, Algorithm 2; the seed's
+    eq. (1)), with the default ``bias_correction=False``::
+
+        m ← β1·m + (1 − β1)·g
+        v ← β2·v + (1 − β2)·g²
+        v̂ ← max(v̂, v)
+        θ ← θ − lr · m / (√v̂ + ε)
+
+    With ``bias_correction=True`` (the form of PyTorch's ``Adam(amsgrad=True)``) the maximum is
+    still taken over the raw v, and then both estimates are bias-corrected::
+
+        θ ← θ − lr · (m / (1 − β1^t)) / (√(v̂ / (1 − β2^t)) + ε)
+
+    Differences: `keras.optimizers.Adam(amsgrad=True)` is the bias-corrected form with Keras'
+    "ε-hat" placement of ε (see `Adam`); with ε = 0 it equals ``bias_correction=True``. optax's
+    ``amsgrad`` takes the maximum over the bias-corrected v instead.
+
+    Args:
+        learning_rate: a float > 0, a `keras.optimizers.schedules.LearningRateSchedule` or a
+            callable with no arguments returning the rate. Defaults to 0.001.
+        beta_1: decay rate of the first-moment average, in [0, 1). Defaults to 0.9.
+        beta_2: decay rate of the second-moment average, in [0, 1). Defaults to 0.999.
+        epsilon: ε ≥ 0, added to √v̂. Defaults to 1e-8.
+        bias_correction: bool, whether to bias-correct m and v̂ (PyTorch's form). Defaults to
+            False, the paper's form.
+    {{base_arguments}}
+
+    Reference: S. J. Reddi, S. Kale and S. Kumar, "On the Convergence of Adam and Beyond",
+    ICLR 2018, https://arxiv.org/abs/1904.09237.
+    """
+
+    _HYPERPARAMETERS = ("beta_1", "beta_2", "epsilon", "bias_correction")
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        bias_correction=False,
+        **kwargs,
+    ):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.beta_1 = check_range("beta_1", beta_1, 0, 1)
+        self.beta_2 = check_range("beta_2", beta_2, 0, 1)
+        self.epsilon = check_non_negative("epsilon", epsilon)
+        self.bias_correction = check_bool("bias_correction", bias_correction)
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._m, self._v, self._v_hat = self.add_optimizer_variables(
+            var_list, ["m", "v", "v_hat"]
+        )
+
+    def update_step(self, gradient, variable, learning_rate):
+        g = self._dense(gradient, variable)
+        lr = ops.cast(learning_rate, variable.dtype)
+        m = self._slot(self._m, variable)
+        v = self._slot(self._v, variable)
+        v_hat = self._slot(self._v_hat, variable)
+        self._assign_average(m, g, self.beta_1)
+        self._assign_average(v, ops.square(g), self.beta_2)
+        self.assign(v_hat, ops.maximum(v_hat, v))
+        numerator, denominator = m, v_hat
+        if self.bias_correction:
+            numerator = ops.divide(m, self._bias_correction(self.beta_1, variable))
+            denominator = ops.divide(v_hat, self._bias_correction(self.beta_2, variable))
+        self.assign_sub(
+            variable,
+            ops.divide(ops.multiply(lr, numerator), ops.add(ops.sqrt(denominator), self.epsilon)),
+        )
