@@ -3,6 +3,7 @@
 import inspect
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_adam_variants._validation import check_learning_rate, check_non_negative
@@ -65,6 +66,10 @@ class KavOptimizer(keras.optimizers.Optimizer):
 
     def get_config(self):
         config = super().get_config()
+        if isinstance(config["learning_rate"], float):
+            # A float rate lives in a float32 variable; report the shortest decimal that rounds to
+            # it (0.01, not 0.009999999776482582), so configs and logged params read as given.
+            config["learning_rate"] = float(str(np.float32(config["learning_rate"])))
         config.update({name: getattr(self, name) for name in self._HYPERPARAMETERS})
         return config
 

@@ -1,0 +1,166 @@
+"""NumPy float64 transcriptions of each optimizer's algorithm, written from the papers.
+
+Each function takes the initial parameters ``theta`` and a sequence of gradients ``grads`` (one
+array per step, independent of the parameters, as the tests feed them) and returns the
+trajectory: an array of shape ``(len(grads) + 1, *theta.shape)`` whose row t holds θ_t.
+``learning_rate`` is a float or a function of the step t = 1, 2, … (for schedules).
+``weight_decay`` applies decoupled decay θ ← θ − lr·wd·θ before the update (Loshchilov & Hutter;
+PyTorch's AdamW), which is how the Keras base class applies it for every optimizer.
+
+These are deliberately plain loops over the papers' pseudo-code, sharing nothing with the
+package's code.
+"""
+
+import numpy as np
+
+
+def _lr(learning_rate, t):
+    return learning_rate(t) if callable(learning_rate) else learning_rate
+
+
+def _run(theta, grads, learning_rate, weight_decay, step):
+    """Shared driver: θ_t = step(θ_{t-1} after decay, g_t, lr_t, t)."""
+    theta = np.asarray(theta, np.float64).copy()
+    out = [theta.copy()]
+    for t, g in enumerate(grads, start=1):
+        g = np.asarray(g, np.float64)
+        lr = _lr(learning_rate, t)
+        if weight_decay:
+            theta = theta - lr * weight_decay * theta
+        theta = step(theta, g, lr, t)
+        out.append(theta.copy())
+    return np.stack(out)
+
+
+def adam(theta, grads, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0):
+    """Kingma & Ba 2015, Algorithm 1 (the seed's pseudo-code)."""
+    m = np.zeros_like(theta, np.float64)
+    v = np.zeros_like(theta, np.float64)
+
+    def step(theta, g, lr, t):
+        nonlocal m, v
+        m = beta_1 * m + (1 - beta_1) * g
+        v = beta_2 * v + (1 - beta_2) * g * g
+        m_hat = m / (1 - beta_1**t)
+        v_hat = v / (1 - beta_2**t)
+        return theta - lr * m_hat / (np.sqrt(v_hat) + epsilon)
+
+    return _run(theta, grads, learning_rate, weight_decay, step)
+
+
+def amsgrad(
+    theta,
+    grads,
+    learning_rate=0.001,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-8,
+    bias_correction=False,
+    weight_decay=0,
+):
+    """Reddi et al. 2018, Algorithm 2 / the seed's eq. (1); bias_correction: PyTorch's amsgrad."""
+    m = np.zeros_like(theta, np.float64)
+    v = np.zeros_like(theta, np.float64)
+    v_hat = np.zeros_like(theta, np.float64)
+
+    def step(theta, g, lr, t):
+        nonlocal m, v, v_hat
+        m = beta_1 * m + (1 - beta_1) * g
+        v = beta_2 * v + (1 - beta_2) * g * g
+        v_hat = np.maximum(v_hat, v)
+        if bias_correction:
+            return theta - lr * (m / (1 - beta_1**t)) / (
+                np.sqrt(v_hat / (1 - beta_2**t)) + epsilon
+            )
+        return theta - lr * m / (np.sqrt(v_hat) + epsilon)
+
+    return _run(theta, grads, learning_rate, weight_decay, step)
+
+
+def rmsprop(
+    theta,
+    grads,
+    learning_rate=0.001,
+    rho=0.9,
+    epsilon=1e-8,
+    momentum=0.0,
+    centered=False,
+    weight_decay=0,
+):
+    """Tieleman & Hinton 2012 (the seed's form, ε outside the root); Graves 2013 centering;
+    PyTorch's momentum buffer."""
+    square_avg = np.zeros_like(theta, np.float64)
+    grad_avg = np.zeros_like(theta, np.float64)
+    buf = np.zeros_like(theta, np.float64)
+
+    def step(theta, g, lr, t):
+        nonlocal square_avg, grad_avg, buf
+        square_avg = rho * square_avg + (1 - rho) * g * g
+        if centered:
+            grad_avg = rho * grad_avg + (1 - rho) * g
+            denom = np.sqrt(square_avg - grad_avg * grad_avg) + epsilon
+        else:
+            denom = np.sqrt(square_avg) + epsilon
+        if momentum > 0:
+            buf = momentum * buf + g / denom
+            return theta - lr * buf
+        return theta - lr * g / denom
+
+    return _run(theta, grads, learning_rate, weight_decay, step)
+
+
+def adagrad(
+    theta, grads, learning_rate=0.01, initial_accumulator_value=0.0, epsilon=1e-10, weight_decay=0
+):
+    """Duchi et al. 2011, diagonal Adagrad as the seed writes it."""
+    G = np.full_like(theta, initial_accumulator_value, np.float64)
+
+    def step(theta, g, lr, t):
+        nonlocal G
+        G = G + g * g
+        return theta - lr * g / (np.sqrt(G) + epsilon)
+
+    return _run(theta, grads, learning_rate, weight_decay, step)
+
+
+def adadelta(theta, grads, learning_rate=1.0, rho=0.95, epsilon=1e-6, weight_decay=0):
+    """Zeiler 2012, Algorithm 1 (with a learning rate multiplying Δθ)."""
+    Eg2 = np.zeros_like(theta, np.float64)
+    Edx2 = np.zeros_like(theta, np.float64)
+
+    def step(theta, g, lr, t):
+        nonlocal Eg2, Edx2
+        Eg2 = rho * Eg2 + (1 - rho) * g * g
+        dx = np.sqrt(Edx2 + epsilon) / np.sqrt(Eg2 + epsilon) * g
+        Edx2 = rho * Edx2 + (1 - rho) * dx * dx
+        return theta - lr * dx
+
+    return _run(theta, grads, learning_rate, weight_decay, step)
+
+
+def adamax(theta, grads, learning_rate=0.002, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0):
+    """Kingma & Ba 2015, §7.1 Algorithm 2, ε inside the max (PyTorch)."""
+    m = np.zeros_like(theta, np.float64)
+    u = np.zeros_like(theta, np.float64)
+
+    def step(theta, g, lr, t):
+        nonlocal m, u
+        m = beta_1 * m + (1 - beta_1) * g
+        u = np.maximum(beta_2 * u, np.abs(g) + epsilon)
+        return theta - (lr / (1 - beta_1**t)) * m / u
+
+    return _run(theta, grads, learning_rate, weight_decay, step)
+
+
+def sgd(theta, grads, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=0):
+    """Plain SGD; heavy-ball (Polyak 1964) and Nesterov (Sutskever et al. 2013) momentum."""
+    b = np.zeros_like(theta, np.float64)
+
+    def step(theta, g, lr, t):
+        nonlocal b
+        if momentum == 0:
+            return theta - lr * g
+        b = momentum * b + g
+        return theta - lr * (g + momentum * b if nesterov else b)
+
+    return _run(theta, grads, learning_rate, weight_decay, step)
