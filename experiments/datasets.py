@@ -1,0 +1,246 @@
+"""Datasets by name, read through TensorFlow Datasets (TFDS).
+
+``load(name, data_dir=None)`` returns a :class:`Data`: the raw train and test splits as cached
+``tf.data`` pipelines plus what a model needs to know (input shape, number of classes) and
+``train_batches`` / ``test_batches`` to feed ``model.fit``.
+
+Registered datasets (``names()``):
+
+* ``digits`` -- **the offline default**: scikit-learn's handwritten digits (8x8), written as the
+  TFDS builder :class:`experiments.digits_builder.SklearnDigits`; prepared on first use into the
+  data dir (a few seconds), no network needed.
+* ``mnist``, ``fashion_mnist``, ``cifar10`` -- TFDS catalogue images.
+* ``imdb_reviews`` -- TFDS catalogue movie reviews, read as a bag of words: multi-hot vectors over
+  the 10,000 most frequent words of the training reviews (as in Kingma & Ba, section 6.1).
+
+Catalogue datasets are never downloaded here: on a machine without network TFDS would retry for
+minutes. If one is not prepared in the data dir, :class:`DatasetNotPreparedError` is raised at
+once, saying how to prepare it (``tfds build mnist --data_dir DIR`` on a machine with network,
+then copy DIR, or point ``TFDS_DATA_DIR`` / ``data_dir`` at a prepared copy).
+
+The data dir is ``data_dir`` when given, else TFDS's own default (``TFDS_DATA_DIR`` when it was
+set before TFDS was imported, else ``~/tensorflow_datasets``).
+
+Training order is a pure function of ``(seed, epoch)``: epoch ``e`` of a run with seed ``s`` sees
+the same order whether the run started at epoch 0 or resumed at epoch ``e``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+VOCAB_SIZE = 10_000  # words kept for the IMDB bag of words (Kingma & Ba 2015, section 6.1)
+
+
+class DatasetNotPreparedError(RuntimeError):
+    """A catalogue dataset is not on disk and will not be downloaded here."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """How to read one dataset: its TFDS name and how a raw example becomes model input.
+
+    ``kind`` is ``"image"`` (uint8 pixels, divided by ``scale`` into [0, 1]) or ``"text"``
+    (strings, turned into a multi-hot bag of words of ``VOCAB_SIZE`` words).
+    """
+
+    name: str
+    tfds_name: str
+    kind: str
+    description: str
+    scale: float = 255.0
+    local_builder: bool = False  # True: built here from a package, no download
+
+
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register(spec: DatasetSpec) -> DatasetSpec:
+    """Add ``spec`` to the registry (names must be unique)."""
+    if spec.name in DATASETS:
+        raise ValueError(f"dataset {spec.name!r} is already registered")
+    DATASETS[spec.name] = spec
+    return spec
+
+
+register(DatasetSpec("digits", "sklearn_digits", "image",
+                     "scikit-learn handwritten digits, 8x8 grey, 10 classes, 1,437 train / 360 test",
+                     scale=16.0, local_builder=True))
+register(DatasetSpec("mnist", "mnist", "image", "MNIST digits, 28x28 grey, 60,000 / 10,000"))
+register(DatasetSpec("fashion_mnist", "fashion_mnist", "image",
+                     "Fashion-MNIST, 28x28 grey, 10 classes of clothing, 60,000 / 10,000"))
+register(DatasetSpec("cifar10", "cifar10", "image", "CIFAR-10, 32x32 colour, 50,000 / 10,000"))
+register(DatasetSpec("imdb_reviews", "imdb_reviews", "text",
+                     f"IMDB movie reviews, sentiment (2 classes), bag of {VOCAB_SIZE:,} words, "
+                     "25,000 / 25,000"))
+
+
+def names() -> list[str]:
+    """Registered dataset names, sorted."""
+    return sorted(DATASETS)
+
+
+def get(name: str) -> DatasetSpec:
+    """The :class:`DatasetSpec` called ``name``; ``ValueError`` listing the names otherwise."""
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise ValueError(f"unknown dataset {name!r}: expected one of {', '.join(names())}") from None
+
+
+@dataclasses.dataclass
+class Data:
+    """One loaded dataset.
+
+    ``train`` and ``test`` yield raw ``(x, label)`` examples (uint8 images or strings), cached in
+    memory after the first pass. ``preprocess`` maps a *batch* of raw ``x`` to the float32 model
+    input of shape ``(batch, *input_shape)``.
+    """
+
+    spec: DatasetSpec
+    builder: object
+    train: tf.data.Dataset
+    test: tf.data.Dataset
+    num_train: int
+    num_test: int
+    input_shape: tuple
+    num_classes: int
+    preprocess: Callable
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def data_dir(self) -> str:
+        """The directory holding this dataset's files (``<root>/<tfds name>/<version>``)."""
+        return str(self.builder.data_dir)
+
+    @property
+    def version(self) -> str:
+        return str(self.builder.info.version)
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Batches in one pass over the training split (the last one may be smaller)."""
+        return -(-self.num_train // batch_size)
+
+    def batch_sizes(self, batch_size: int) -> list[int]:
+        """The size of each batch of one epoch, in order."""
+        full, rest = divmod(self.num_train, batch_size)
+        return [batch_size] * full + ([rest] if rest else [])
+
+    def train_batches(self, batch_size: int, seed: int, start_epoch: int = 0,
+                      end_epoch: int = 1) -> tf.data.Dataset:
+        """Shuffled, batched, preprocessed training batches for epochs ``start_epoch..end_epoch-1``.
+
+        The epochs follow one another in one dataset (feed it to ``fit`` with
+        ``steps_per_epoch``). Epoch ``e`` is shuffled with a seed derived from ``(seed, e)`` only,
+        so a resumed run sees exactly the order an uninterrupted one would.
+        """
+        base = self.train
+        n = self.num_train
+
+        def one_epoch(epoch):
+            return base.shuffle(n, seed=epoch_seed(seed, epoch), reshuffle_each_iteration=False)
+
+        epochs = tf.data.Dataset.range(start_epoch, end_epoch)
+        ds = epochs.flat_map(one_epoch).batch(batch_size)
+        return ds.map(self._batch_map, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+            tf.data.AUTOTUNE)
+
+    def test_batches(self, batch_size: int) -> tf.data.Dataset:
+        """The test split, in its stored order, batched and preprocessed."""
+        ds = self.test.batch(batch_size)
+        return ds.map(self._batch_map, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+            tf.data.AUTOTUNE)
+
+    def _batch_map(self, x, y):
+        return self.preprocess(x), y
+
+    def sample(self, n: int = 32) -> np.ndarray:
+        """The first ``n`` test inputs, preprocessed, as a NumPy array (for model signatures)."""
+        # Read from the files, not the cached pipeline: a partial read would discard the cache.
+        raw = self.builder.as_dataset(split="test", as_supervised=True, shuffle_files=False)
+        x, _ = next(iter(raw.batch(n).map(self._batch_map)))
+        return x.numpy()
+
+    def digest(self) -> str:
+        """A short fingerprint of the dataset: TFDS name, version, split sizes."""
+        text = f"{self.spec.tfds_name}:{self.version}:{self.num_train}:{self.num_test}"
+        return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def epoch_seed(seed, epoch):
+    """The shuffle seed of epoch ``epoch`` in a run with seed ``seed`` (works on tensors too)."""
+    return tf.cast(seed, tf.int64) * 1_000_003 + tf.cast(epoch, tf.int64) + 1
+
+
+def _builder(spec: DatasetSpec, data_dir: str | None):
+    import tensorflow_datasets as tfds
+
+    if spec.local_builder:
+        from experiments.digits_builder import SklearnDigits
+
+        builder = SklearnDigits(data_dir=data_dir)
+        if not builder.is_prepared():
+            tfds.display_progress_bar(False)
+            builder.download_and_prepare()
+        return builder
+    builder = tfds.builder(spec.tfds_name, data_dir=data_dir)
+    if not builder.is_prepared():
+        root = os.path.dirname(os.path.dirname(str(builder.data_dir)))
+        raise DatasetNotPreparedError(
+            f"dataset {spec.name!r} (TFDS {spec.tfds_name!r}) is not prepared in the TFDS data dir "
+            f"{root} (looked for {builder.data_dir}), and it is not downloaded here. "
+            f"Prepare it on a machine with network: `tfds build {spec.tfds_name} --data_dir DIR` "
+            f"(or python -c \"import tensorflow_datasets as tfds; tfds.load('{spec.tfds_name}', "
+            f"data_dir='DIR')\"), then copy DIR here and point TFDS_DATA_DIR at it "
+            "(or pass --data-dir). The offline default dataset is 'digits'."
+        )
+    return builder
+
+
+def _text_preprocess(train: tf.data.Dataset):
+    import keras
+
+    vectorizer = keras.layers.TextVectorization(max_tokens=VOCAB_SIZE, output_mode="multi_hot")
+    vectorizer.adapt(train.map(lambda x, y: x).batch(1024))
+
+    def preprocess(x):
+        return tf.cast(vectorizer(x), tf.float32)
+
+    return preprocess, (VOCAB_SIZE,)
+
+
+def load(name: str, data_dir: str | None = None) -> Data:
+    """Load dataset ``name`` from the TFDS data dir ``data_dir`` (None: TFDS's default).
+
+    ``digits`` is prepared on first use. Catalogue datasets must already be prepared there, else
+    :class:`DatasetNotPreparedError` (raised within about a second, never a download attempt).
+    """
+    spec = get(name)
+    builder = _builder(spec, data_dir)
+    info = builder.info
+    train = builder.as_dataset(split="train", as_supervised=True, shuffle_files=False).cache()
+    test = builder.as_dataset(split="test", as_supervised=True, shuffle_files=False).cache()
+    num_classes = int(info.features["label"].num_classes)
+    if spec.kind == "image":
+        input_shape = tuple(int(d) for d in info.features["image"].shape)
+        scale = spec.scale
+
+        def preprocess(x):
+            return tf.cast(x, tf.float32) / scale
+    else:
+        preprocess, input_shape = _text_preprocess(train)
+    return Data(
+        spec=spec, builder=builder, train=train, test=test,
+        num_train=int(info.splits["train"].num_examples),
+        num_test=int(info.splits["test"].num_examples),
+        input_shape=input_shape, num_classes=num_classes, preprocess=preprocess,
+    )
