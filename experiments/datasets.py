@@ -21,7 +21,7 @@ then copy DIR, or point ``TFDS_DATA_DIR`` / ``data_dir`` at a prepared copy).
 The data dir is ``data_dir`` when given, else TFDS's own default (``TFDS_DATA_DIR`` when it was
 set before TFDS was imported, else ``~/tensorflow_datasets``).
 
-Training order is a pure function of ``(seed, epoch)``: epoch ``e`` of a run with seed ``s`` sees
+Training order is a pure function of ``(seed, epoch)`` (a stateless shuffle): epoch ``e`` of a run with seed ``s`` sees
 the same order whether the run started at epoch 0 or resumed at epoch ``e``.
 """
 
@@ -112,6 +112,7 @@ class Data:
     input_shape: tuple
     num_classes: int
     preprocess: Callable
+    _memory: tuple | None = dataclasses.field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -140,19 +141,29 @@ class Data:
         """Shuffled, batched, preprocessed training batches for epochs ``start_epoch..end_epoch-1``.
 
         The epochs follow one another in one dataset (feed it to ``fit`` with
-        ``steps_per_epoch``). Epoch ``e`` is shuffled with a seed derived from ``(seed, e)`` only,
-        so a resumed run sees exactly the order an uninterrupted one would.
+        ``steps_per_epoch``); batches never straddle two epochs. The order of epoch ``e`` is a
+        stateless shuffle keyed by ``(seed, e)`` alone -- independent of TensorFlow's global
+        seed and of iterator state -- so a resumed run sees exactly the order an uninterrupted
+        one would. The examples are read once (cached) into memory, then gathered by batch.
         """
-        base = self.train
-        n = self.num_train
+        x_all, y_all = self._in_memory()
+        n, seed = self.num_train, int(seed)
 
         def one_epoch(epoch):
-            return base.shuffle(n, seed=epoch_seed(seed, epoch), reshuffle_each_iteration=False)
+            key = tf.stack([tf.constant(seed, tf.int64), epoch])
+            order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), key)
+            return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
 
-        epochs = tf.data.Dataset.range(start_epoch, end_epoch)
-        ds = epochs.flat_map(one_epoch).batch(batch_size)
-        return ds.map(self._batch_map, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
-            tf.data.AUTOTUNE)
+        def gather(indices):
+            return self.preprocess(tf.gather(x_all, indices)), tf.gather(y_all, indices)
+
+        ds = tf.data.Dataset.range(start_epoch, end_epoch).flat_map(one_epoch)
+        return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+    def _in_memory(self):
+        if self._memory is None:
+            self._memory = self.train.batch(self.num_train).get_single_element()
+        return self._memory
 
     def test_batches(self, batch_size: int) -> tf.data.Dataset:
         """The test split, in its stored order, batched and preprocessed."""
@@ -174,11 +185,6 @@ class Data:
         """A short fingerprint of the dataset: TFDS name, version, split sizes."""
         text = f"{self.spec.tfds_name}:{self.version}:{self.num_train}:{self.num_test}"
         return hashlib.sha256(text.encode()).hexdigest()[:8]
-
-
-def epoch_seed(seed, epoch):
-    """The shuffle seed of epoch ``epoch`` in a run with seed ``seed`` (works on tensors too)."""
-    return tf.cast(seed, tf.int64) * 1_000_003 + tf.cast(epoch, tf.int64) + 1
 
 
 def _builder(spec: DatasetSpec, data_dir: str | None):
