@@ -101,3 +101,56 @@ class KavOptimizer(keras.optimizers.Optimizer):
     def _assign_average(self, average, value, decay):
         """average ← decay·average + (1 − decay)·value, the exponential moving average."""
         self.assign(average, ops.add(ops.multiply(average, decay), ops.multiply(value, 1 - decay)))
+
+    # -- the adaptive step, read from the slots (see `effective_learning_rate`) -----------------
+
+    def effective_learning_rate(self, variable):
+        """The per-parameter learning rate this optimizer applies now, from its slots.
+
+        A tensor of ``variable``'s shape and dtype: the factor that multiplies the optimizer's
+        direction (its momentum estimate, or the gradient) in the update, with the state as
+        the last step (t = ``iterations``) left it and the current learning rate. For Adam it is
+        lr / (√v̂ + ε); each class's docstring gives its own formula. Nothing is changed, so it
+        may be called at any time, eagerly or inside a `tf.function`. Before the first step it
+        reflects the initial (zero) state. Decoupled weight decay is not included.
+        """
+        return self._effective_learning_rate(variable, self._current_learning_rate(variable))
+
+    def effective_step(self, variable, gradient=None):
+        """The step θ ← θ − step this optimizer takes with its current state, from its slots.
+
+        For optimizers whose step is a function of their state (Adam: lr·m̂/(√v̂ + ε)) this is
+        exactly the last step taken (weight decay aside). Optimizers whose step also needs the
+        current gradient (Adagrad, RMSprop without momentum, Adadelta, Nadam, plain SGD) take it
+        as ``gradient``; given the last step's gradient, they too return that step (Adadelta
+        reads E[Δ²] after the step, so it gives the step it would take now). Nothing is changed.
+        """
+        return self._effective_step(variable, self._current_learning_rate(variable), gradient)
+
+    def _effective_learning_rate(self, variable, lr):
+        raise NotImplementedError(f"{type(self).__name__} does not define its effective rate.")
+
+    def _effective_step(self, variable, lr, gradient):
+        raise NotImplementedError(f"{type(self).__name__} does not define its effective step.")
+
+    def _current_learning_rate(self, variable):
+        return ops.cast(self.learning_rate, variable.dtype)
+
+    def _last_step(self):
+        """t of the last step taken, ``iterations`` (1 before the first step), as float32."""
+        return ops.cast(ops.maximum(self.iterations, 1), "float32")
+
+    def _bias_correction_now(self, beta, variable):
+        """1 − beta**t for the last step taken, t = ``iterations``: for the effective rates."""
+        return ops.cast(
+            1.0 - ops.power(ops.cast(beta, "float32"), self._last_step()), variable.dtype
+        )
+
+    def _given_gradient(self, gradient, variable):
+        """The dense ``gradient`` an effective step needs, or a clear error if it is missing."""
+        if gradient is None:
+            raise ValueError(
+                f"{type(self).__name__}'s step depends on the current gradient, which it does "
+                "not store: call effective_step(variable, gradient)."
+            )
+        return self._dense(gradient, variable)

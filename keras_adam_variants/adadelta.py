@@ -22,6 +22,9 @@ class Adadelta(KavOptimizer):
     `keras.optimizers.Adadelta` implements the same rule (default lr 1e-3, ε 1e-7) and PyTorch's
     `torch.optim.Adadelta` too (default ρ 0.9).
 
+    `effective_learning_rate`: lr · √(E[Δ²] + ε) / √(E[g²] + ε) with the current averages;
+    `effective_step`: that rate times the ``gradient`` it is given.
+
     Args:
         learning_rate: a float > 0, a `keras.optimizers.schedules.LearningRateSchedule` or a
             callable with no arguments returning the rate. Defaults to 1.0.
@@ -63,3 +66,18 @@ class Adadelta(KavOptimizer):
         )
         self._assign_average(delta_avg, ops.square(delta), self.rho)
         self.assign_sub(variable, ops.multiply(lr, delta))
+
+    def _effective_learning_rate(self, variable, lr):
+        square_avg = self._slot(self._square_avg, variable)
+        delta_avg = self._slot(self._delta_avg, variable)
+        return ops.multiply(
+            lr,
+            ops.divide(
+                ops.sqrt(ops.add(delta_avg, self.epsilon)),
+                ops.sqrt(ops.add(square_avg, self.epsilon)),
+            ),
+        )
+
+    def _effective_step(self, variable, lr, gradient):
+        g = self._given_gradient(gradient, variable)
+        return ops.multiply(self._effective_learning_rate(variable, lr), g)

@@ -20,6 +20,9 @@ class Adagrad(KavOptimizer):
     root, √(G + ε), and starts G at 0.1. With ``initial_accumulator_value=0.1`` and ε = 0 the two
     coincide. This class matches PyTorch's `torch.optim.Adagrad` (with lr_decay = 0).
 
+    `effective_learning_rate`: lr / (√G + ε), which only decreases for a constant lr;
+    `effective_step`: that rate times the ``gradient`` it is given.
+
     Args:
         learning_rate: a float > 0, a `keras.optimizers.schedules.LearningRateSchedule` or a
             callable with no arguments returning the rate. Defaults to 0.01.
@@ -56,3 +59,11 @@ class Adagrad(KavOptimizer):
         self.assign_sub(
             variable, ops.divide(ops.multiply(lr, g), ops.add(ops.sqrt(accumulator), self.epsilon))
         )
+
+    def _effective_learning_rate(self, variable, lr):
+        accumulator = self._slot(self._accumulators, variable)
+        return ops.divide(lr, ops.add(ops.sqrt(accumulator), self.epsilon))
+
+    def _effective_step(self, variable, lr, gradient):
+        g = self._given_gradient(gradient, variable)
+        return ops.multiply(self._effective_learning_rate(variable, lr), g)

@@ -26,6 +26,9 @@ class Adam(KavOptimizer):
     for tiny gradients they do not. This class matches PyTorch's `torch.optim.Adam` and optax's
     `adam`.
 
+    `effective_learning_rate`: lr / (√v̂ + ε) with t = ``iterations``; `effective_step`: that
+    rate times m̂, lr·m̂/(√v̂ + ε) — the last step taken.
+
     Args:
         learning_rate: a float > 0, a `keras.optimizers.schedules.LearningRateSchedule` or a
             callable with no arguments returning the rate. Defaults to 0.001.
@@ -63,3 +66,15 @@ class Adam(KavOptimizer):
         self.assign_sub(
             variable, ops.divide(ops.multiply(lr, m_hat), ops.add(ops.sqrt(v_hat), self.epsilon))
         )
+
+    def _effective_learning_rate(self, variable, lr):
+        v_hat = ops.divide(
+            self._slot(self._v, variable), self._bias_correction_now(self.beta_2, variable)
+        )
+        return ops.divide(lr, ops.add(ops.sqrt(v_hat), self.epsilon))
+
+    def _effective_step(self, variable, lr, gradient):
+        m_hat = ops.divide(
+            self._slot(self._m, variable), self._bias_correction_now(self.beta_1, variable)
+        )
+        return ops.multiply(self._effective_learning_rate(variable, lr), m_hat)

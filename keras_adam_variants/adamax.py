@@ -21,6 +21,9 @@ class Adamax(KavOptimizer):
     Difference from `keras.optimizers.Adamax`: Keras takes u ← max(β2·u, |g|) and divides by
     u + ε (default ε 1e-7). This class matches PyTorch's `torch.optim.Adamax`.
 
+    `effective_learning_rate`: lr / ((1 − β1^t)·u) with t = ``iterations``; `effective_step`: that
+    rate times m.
+
     Args:
         learning_rate: a float > 0, a `keras.optimizers.schedules.LearningRateSchedule` or a
             callable with no arguments returning the rate. Defaults to 0.002.
@@ -55,3 +58,12 @@ class Adamax(KavOptimizer):
         self.assign(u, ops.maximum(ops.multiply(u, self.beta_2), ops.add(ops.abs(g), self.epsilon)))
         step_size = ops.divide(lr, self._bias_correction(self.beta_1, variable))
         self.assign_sub(variable, ops.multiply(step_size, ops.divide(m, u)))
+
+    def _effective_learning_rate(self, variable, lr):
+        u = self._slot(self._u, variable)
+        return ops.divide(
+            lr, ops.multiply(self._bias_correction_now(self.beta_1, variable), u)
+        )
+
+    def _effective_step(self, variable, lr, gradient):
+        return ops.multiply(self._effective_learning_rate(variable, lr), self._slot(self._m, variable))

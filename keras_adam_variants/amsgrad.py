@@ -28,6 +28,10 @@ class AMSGrad(KavOptimizer):
     "ε-hat" placement of ε (see `Adam`); with ε = 0 it equals ``bias_correction=True``. optax's
     ``amsgrad`` takes the maximum over the bias-corrected v instead.
 
+    `effective_learning_rate`: lr / (√v̂ + ε) (v̂ the running maximum; with
+    ``bias_correction``, lr / (√(v̂/(1 − β2^t)) + ε), t = ``iterations``) — it never increases for a
+    constant lr; `effective_step`: that rate times m (m/(1 − β1^t) with ``bias_correction``).
+
     Args:
         learning_rate: a float > 0, a `keras.optimizers.schedules.LearningRateSchedule` or a
             callable with no arguments returning the rate. Defaults to 0.001.
@@ -84,3 +88,15 @@ class AMSGrad(KavOptimizer):
             variable,
             ops.divide(ops.multiply(lr, numerator), ops.add(ops.sqrt(denominator), self.epsilon)),
         )
+
+    def _effective_learning_rate(self, variable, lr):
+        v_hat = self._slot(self._v_hat, variable)
+        if self.bias_correction:
+            v_hat = ops.divide(v_hat, self._bias_correction_now(self.beta_2, variable))
+        return ops.divide(lr, ops.add(ops.sqrt(v_hat), self.epsilon))
+
+    def _effective_step(self, variable, lr, gradient):
+        m = self._slot(self._m, variable)
+        if self.bias_correction:
+            m = ops.divide(m, self._bias_correction_now(self.beta_1, variable))
+        return ops.multiply(self._effective_learning_rate(variable, lr), m)

@@ -27,6 +27,9 @@ class RMSprop(KavOptimizer):
     default ε is 1e-7, and its momentum buffer holds lr·g/… (the same trajectory for a constant
     learning rate). This class matches PyTorch's `torch.optim.RMSprop`.
 
+    `effective_learning_rate`: lr / (√E + ε) (√(E − ḡ²) when centered); `effective_step`: lr·b
+    with momentum (from the buffer), otherwise that rate times the ``gradient`` it is given.
+
     Args:
         learning_rate: a float > 0, a `keras.optimizers.schedules.LearningRateSchedule` or a
             callable with no arguments returning the rate. Defaults to 0.001.
@@ -79,3 +82,16 @@ class RMSprop(KavOptimizer):
             self.assign(buffer, ops.add(ops.multiply(buffer, self.momentum), step))
             step = buffer
         self.assign_sub(variable, ops.multiply(lr, step))
+
+    def _effective_learning_rate(self, variable, lr):
+        second_moment = self._slot(self._square_avg, variable)
+        if self.centered:
+            grad_avg = self._slot(self._grad_avg, variable)
+            second_moment = ops.maximum(ops.subtract(second_moment, ops.square(grad_avg)), 0.0)
+        return ops.divide(lr, ops.add(ops.sqrt(second_moment), self.epsilon))
+
+    def _effective_step(self, variable, lr, gradient):
+        if self.momentum > 0:
+            return ops.multiply(lr, self._slot(self._buffer, variable))
+        g = self._given_gradient(gradient, variable)
+        return ops.multiply(self._effective_learning_rate(variable, lr), g)

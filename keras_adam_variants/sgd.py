@@ -21,6 +21,9 @@ class SGD(KavOptimizer):
     This is PyTorch's `torch.optim.SGD` (dampening 0). `keras.optimizers.SGD` keeps lr inside the
     buffer (b ← μ·b − lr·g), which gives the same trajectory for a constant learning rate.
 
+    `effective_learning_rate`: lr for every parameter; `effective_step`: lr·b with heavy-ball
+    momentum, lr·(g + μ·b) with Nesterov, lr·g without momentum (the last two need ``gradient``).
+
     Args:
         learning_rate: a float > 0, a `keras.optimizers.schedules.LearningRateSchedule` or a
             callable with no arguments returning the rate. Defaults to 0.01.
@@ -60,3 +63,14 @@ class SGD(KavOptimizer):
             self.assign(buffer, ops.add(ops.multiply(buffer, self.momentum), g))
             step = ops.add(g, ops.multiply(buffer, self.momentum)) if self.nesterov else buffer
         self.assign_sub(variable, ops.multiply(lr, step))
+
+    def _effective_learning_rate(self, variable, lr):
+        return ops.multiply(ops.ones_like(variable), lr)
+
+    def _effective_step(self, variable, lr, gradient):
+        if self.momentum > 0 and not self.nesterov:
+            return ops.multiply(lr, self._slot(self._buffer, variable))
+        step = self._given_gradient(gradient, variable)
+        if self.nesterov:
+            step = ops.add(step, ops.multiply(self._slot(self._buffer, variable), self.momentum))
+        return ops.multiply(lr, step)

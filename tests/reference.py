@@ -164,3 +164,152 @@ def sgd(theta, grads, learning_rate=0.01, momentum=0.0, nesterov=False, weight_d
         return theta - lr * (g + momentum * b if nesterov else b)
 
     return _run(theta, grads, learning_rate, weight_decay, step)
+
+
+# -- issue 5: more variants ------------------------------------------------------------------
+
+
+def adamw(theta, grads, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.01):
+    """Loshchilov & Hutter 2019, Algorithm 2 (AdamW), with the decay multiplied by the learning
+    rate as PyTorch's AdamW: θ_t = θ_{t-1} − lr·(m̂/(√v̂ + ε) + λ·θ_{t-1})."""
+    theta = np.asarray(theta, np.float64).copy()
+    m = np.zeros_like(theta)
+    v = np.zeros_like(theta)
+    out = [theta.copy()]
+    for t, g in enumerate(grads, start=1):
+        g = np.asarray(g, np.float64)
+        lr = _lr(learning_rate, t)
+        m = beta_1 * m + (1 - beta_1) * g
+        v = beta_2 * v + (1 - beta_2) * g * g
+        m_hat = m / (1 - beta_1**t)
+        v_hat = v / (1 - beta_2**t)
+        theta = theta - lr * (m_hat / (np.sqrt(v_hat) + epsilon) + weight_decay * theta)
+        out.append(theta.copy())
+    return np.stack(out)
+
+
+def nadam(
+    theta,
+    grads,
+    learning_rate=0.002,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-8,
+    momentum_decay=0.004,
+    weight_decay=0,
+):
+    """Dozat 2016, Algorithm 2 with the momentum schedule μ_t = β1(1 − 0.5·0.96^(tψ)) (§3), in
+    the form of PyTorch's NAdam (the product of the μ's kept, the step uses μ_t and μ_{t+1})."""
+    m = np.zeros_like(theta, np.float64)
+    v = np.zeros_like(theta, np.float64)
+    mu_product = 1.0
+
+    def mu(t):
+        return beta_1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
+
+    def step(theta, g, lr, t):
+        nonlocal m, v, mu_product
+        mu_product = mu_product * mu(t)
+        mu_product_next = mu_product * mu(t + 1)
+        m = beta_1 * m + (1 - beta_1) * g
+        v = beta_2 * v + (1 - beta_2) * g * g
+        v_hat = v / (1 - beta_2**t)
+        m_bar = (1 - mu(t)) / (1 - mu_product) * g + mu(t + 1) / (1 - mu_product_next) * m
+        return theta - lr * m_bar / (np.sqrt(v_hat) + epsilon)
+
+    return _run(theta, grads, learning_rate, weight_decay, step)
+
+
+def radam(theta, grads, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0):
+    """Liu et al. 2020, Algorithm 2; ε added to √v_t as in PyTorch's RAdam and the authors' code;
+    the SGD-with-momentum step (bias-corrected m) while ρ_t ≤ 5."""
+    m = np.zeros_like(theta, np.float64)
+    v = np.zeros_like(theta, np.float64)
+    rho_inf = 2 / (1 - beta_2) - 1
+
+    def step(theta, g, lr, t):
+        nonlocal m, v
+        m = beta_1 * m + (1 - beta_1) * g
+        v = beta_2 * v + (1 - beta_2) * g * g
+        m_hat = m / (1 - beta_1**t)
+        rho_t = rho_inf - 2 * t * beta_2**t / (1 - beta_2**t)
+        if rho_t > 5:
+            l_t = np.sqrt(1 - beta_2**t) / (np.sqrt(v) + epsilon)
+            r_t = np.sqrt(
+                (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+            )
+            return theta - lr * r_t * m_hat * l_t
+        return theta - lr * m_hat
+
+    return _run(theta, grads, learning_rate, weight_decay, step)
+
+
+def adabelief(theta, grads, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-16, weight_decay=0):
+    """Zhuang et al. 2020, Algorithm 2: s_t = β2 s + (1 − β2)(g − m_t)² + ε, both corrected."""
+    m = np.zeros_like(theta, np.float64)
+    s = np.zeros_like(theta, np.float64)
+
+    def step(theta, g, lr, t):
+        nonlocal m, s
+        m = beta_1 * m + (1 - beta_1) * g
+        s = beta_2 * s + (1 - beta_2) * (g - m) ** 2 + epsilon
+        m_hat = m / (1 - beta_1**t)
+        s_hat = s / (1 - beta_2**t)
+        return theta - lr * m_hat / (np.sqrt(s_hat) + epsilon)
+
+    return _run(theta, grads, learning_rate, weight_decay, step)
+
+
+def yogi(
+    theta,
+    grads,
+    learning_rate=0.01,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-3,
+    initial_accumulator_value=1e-6,
+    weight_decay=0,
+):
+    """Zaheer et al. 2018, Algorithm 2 (no bias correction), v_0 = 1e-6 as in its experiments."""
+    m = np.zeros_like(theta, np.float64)
+    v = np.full_like(theta, initial_accumulator_value, np.float64)
+
+    def step(theta, g, lr, t):
+        nonlocal m, v
+        m = beta_1 * m + (1 - beta_1) * g
+        v = v - (1 - beta_2) * np.sign(v - g * g) * g * g
+        return theta - lr * m / (np.sqrt(v) + epsilon)
+
+    return _run(theta, grads, learning_rate, weight_decay, step)
+
+
+def lazy_adam(theta, grads, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0):
+    """LazyAdam (TF Addons): Adam on the rows a sparse gradient touches, the rest left alone.
+
+    Each gradient is a dense array (every row touched: plain Adam) or a pair (indices, values)
+    of a row-sparse gradient, duplicate indices summed. t counts all steps.
+    """
+    theta = np.asarray(theta, np.float64).copy()
+    m = np.zeros_like(theta)
+    v = np.zeros_like(theta)
+    out = [theta.copy()]
+    for t, g in enumerate(grads, start=1):
+        lr = _lr(learning_rate, t)
+        if weight_decay:
+            theta = theta - lr * weight_decay * theta
+        if isinstance(g, tuple):
+            indices, values = g
+            rows = {}
+            for i, row in zip(np.asarray(indices), np.asarray(values, np.float64)):
+                rows[int(i)] = rows.get(int(i), 0.0) + row
+        else:
+            g = np.asarray(g, np.float64)
+            rows = {i: g[i] for i in range(theta.shape[0])}
+        for i, g_i in rows.items():
+            m[i] = beta_1 * m[i] + (1 - beta_1) * g_i
+            v[i] = beta_2 * v[i] + (1 - beta_2) * g_i * g_i
+            m_hat = m[i] / (1 - beta_1**t)
+            v_hat = v[i] / (1 - beta_2**t)
+            theta[i] = theta[i] - lr * m_hat / (np.sqrt(v_hat) + epsilon)
+        out.append(theta.copy())
+    return np.stack(out)

@@ -14,6 +14,8 @@ Row fields:
   torch       optional: builds the PyTorch optimizer with the same rule from (params, hyper),
               a second, independent reference (a peer library).
   keras       optional: builds a Keras built-in that implements the same formula, a third reference.
+  lazy        True for optimizers that update only the rows a sparse gradient touches (LazyAdam):
+              sparse gradients then differ from dense ones by design (tests/test_lazy_adam.py).
 """
 
 import dataclasses
@@ -33,6 +35,7 @@ class Spec:
     reference: Callable
     torch: Optional[Callable] = None
     keras: Optional[Callable] = None
+    lazy: bool = False
 
     def make(self, **overrides):
         return self.cls(**{**self.kwargs, **overrides})
@@ -168,6 +171,61 @@ SPECS = [
         keras=lambda h: keras.optimizers.SGD(
             learning_rate=h["learning_rate"], momentum=h["momentum"], nesterov=True
         ),
+    ),
+    # -- issue 5: more variants --
+    Spec(
+        "adamw",
+        kav.AdamW,
+        {},
+        ref.adamw,
+        torch=lambda p, h: _torch().AdamW(
+            p, lr=h["learning_rate"], betas=_betas(h), eps=h["epsilon"], weight_decay=h["weight_decay"]
+        ),
+    ),
+    Spec(
+        "nadam",
+        kav.Nadam,
+        {},
+        ref.nadam,
+        torch=lambda p, h: _torch().NAdam(
+            p, lr=h["learning_rate"], betas=_betas(h), eps=h["epsilon"], momentum_decay=h["momentum_decay"]
+        ),
+    ),
+    Spec(
+        "nadam_keras_schedule",
+        kav.Nadam,
+        dict(momentum_decay=1.0, epsilon=1e-7),
+        ref.nadam,
+        torch=lambda p, h: _torch().NAdam(
+            p, lr=h["learning_rate"], betas=_betas(h), eps=h["epsilon"], momentum_decay=h["momentum_decay"]
+        ),
+        keras=lambda h: keras.optimizers.Nadam(
+            learning_rate=h["learning_rate"], beta_1=h["beta_1"], beta_2=h["beta_2"], epsilon=h["epsilon"]
+        ),
+    ),
+    Spec(
+        "radam",
+        kav.RAdam,
+        {},
+        ref.radam,
+        torch=lambda p, h: _torch().RAdam(p, lr=h["learning_rate"], betas=_betas(h), eps=h["epsilon"]),
+    ),
+    Spec(
+        "radam_beta2_0_9",
+        kav.RAdam,
+        dict(learning_rate=0.01, beta_2=0.9),
+        ref.radam,
+        torch=lambda p, h: _torch().RAdam(p, lr=h["learning_rate"], betas=_betas(h), eps=h["epsilon"]),
+    ),
+    Spec("adabelief", kav.AdaBelief, {}, ref.adabelief),
+    Spec("yogi", kav.Yogi, {}, ref.yogi),
+    Spec(
+        "lazy_adam",
+        kav.LazyAdam,
+        {},
+        ref.lazy_adam,
+        torch=lambda p, h: _torch().Adam(p, lr=h["learning_rate"], betas=_betas(h), eps=h["epsilon"]),
+        lazy=True,
     ),
 ]
 

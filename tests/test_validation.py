@@ -23,6 +23,8 @@ KIND = {
     "momentum": "decay_rate",
     "epsilon": "non_negative",
     "initial_accumulator_value": "non_negative",
+    "momentum_decay": "non_negative",  # Nadam
+    "weight_decay": "non_negative",  # AdamW, where it is a hyperparameter (default 0.01)
     "bias_correction": "bool",
     "centered": "bool",
     "nesterov": "bool",

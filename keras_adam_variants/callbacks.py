@@ -1,0 +1,270 @@
+"""Keras callbacks. `AdaptiveLRLogger`: log each layer's effective learning rates to MLflow.
+
+MLflow and matplotlib are imported when training starts, so the package itself needs neither.
+"""
+
+import os
+import re
+import tempfile
+import time
+
+import keras
+import numpy as np
+
+PERCENTILES = (5.0, 50.0, 95.0)
+
+
+class AdaptiveLRLogger(keras.callbacks.Callback):
+    """Log, per layer, how the optimizer adapts each parameter's step, to the active MLflow run.
+
+    Every ``every_n_steps`` training steps it logs, for each layer (the variables sharing a
+    path prefix, e.g. ``dense_1``), in one ``MlflowClient.log_batch`` call:
+
+    - ``effective_lr/<layer>/p05``, ``/p50``, ``/p95``: percentiles over the layer's parameters
+      of the optimizer's `effective_learning_rate` (lr / (√v̂ + ε) for Adam; see each class);
+    - ``update_ratio/<layer>``: ‖Δθ‖ / ‖θ‖ for that step, Δθ measured as the change of the
+      weights over the step (so it includes weight decay, clipping, everything);
+    - ``zero_step_fraction/<layer>``: the fraction of parameters with |Δθ| ≤ zero_tolerance · lr.
+
+    The MLflow step is the optimizer's ``iterations`` after the logged step. At each epoch end it
+    logs ``effective_lr/epoch_NNN.png``, a histogram of log10(effective learning rate) per layer.
+
+    Works with any model. The effective-rate metrics and the histogram need an optimizer of this
+    package (or any optimizer with ``effective_learning_rate(variable)``); with another optimizer
+    only the update metrics are logged. A `keras.optimizers.LossScaleOptimizer` is unwrapped.
+
+    Cost: the statistics of all layers are computed by one `tf.function`, and the values come back
+    to Python in one transfer: about one optimizer step's worth of elementwise work per logged
+    step (measured in ``benchmarks/callback_overhead.py``). Percentiles are exact for layers of up
+    to ``max_values`` parameters and estimated from a uniform random sample of ``max_values`` for
+    larger ones. The weights before a logged step are held once (one copy of the weights).
+    Assumes ``steps_per_execution=1`` (the batch hooks must see every step).
+
+    Args:
+        every_n_steps: log every N steps (N ≥ 1). Defaults to 50.
+        run_id: the MLflow run to log to. Defaults to the active run when training starts.
+        zero_tolerance: |Δθ| ≤ zero_tolerance · lr counts as a zero step. Defaults to 1e-3.
+        max_values: parameters per layer above which percentiles use a sample. Defaults to 100_000.
+        histogram: whether to log the epoch-end histogram image. Defaults to True.
+    """
+
+    def __init__(
+        self,
+        every_n_steps=50,
+        run_id=None,
+        zero_tolerance=1e-3,
+        max_values=100_000,
+        histogram=True,
+    ):
+        super().__init__()
+        if not isinstance(every_n_steps, int) or isinstance(every_n_steps, bool) or every_n_steps < 1:
+            raise ValueError(
+                f"Argument `every_n_steps` must be an integer >= 1; received "
+                f"every_n_steps={every_n_steps!r}."
+            )
+        self.every_n_steps = every_n_steps
+        self.run_id = run_id
+        self.zero_tolerance = float(zero_tolerance)
+        self.max_values = int(max_values)
+        self.histogram = histogram
+        self._client = None
+        self._stats_fn = None
+        self._before = None
+        self._batches = 0
+        self.seconds = 0.0  # time spent in this callback, for overhead measurements
+
+    # -- Keras hooks ---------------------------------------------------------------------------
+
+    def on_train_begin(self, logs=None):
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        start = time.perf_counter()
+        if self.run_id is None:
+            run = mlflow.active_run()
+            if run is None:
+                raise RuntimeError(
+                    "AdaptiveLRLogger logs to the active MLflow run, and there is none: call "
+                    "mlflow.start_run() first or pass run_id=."
+                )
+            self._run_id = run.info.run_id
+        else:
+            self._run_id = self.run_id
+        self._client = MlflowClient()
+        self._batches = int(self._optimizer().iterations.numpy())
+        self.seconds += time.perf_counter() - start
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if (self._batches + 1) % self.every_n_steps == 0:
+            start = time.perf_counter()
+            self._before = self._snapshot_fn()(self._variables())
+            self.seconds += time.perf_counter() - start
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batches += 1
+        if self._before is None:
+            return
+        start = time.perf_counter()
+        values = self._statistics_fn()(self._before).numpy()
+        self._before = None
+        step = int(self._optimizer().iterations.numpy())
+        self._log(values, step)
+        self.seconds += time.perf_counter() - start
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not (self.histogram and self._has_effective_lr()):
+            return
+        start = time.perf_counter()
+        samples = [s.numpy() for s in self._samples_fn()()]
+        self._log_histogram(epoch, samples)
+        self.seconds += time.perf_counter() - start
+
+    # -- the compiled statistics --------------------------------------------------------------
+
+    def _optimizer(self):
+        optimizer = self.model.optimizer
+        return getattr(optimizer, "inner_optimizer", optimizer)
+
+    def _has_effective_lr(self):
+        return hasattr(self._optimizer(), "effective_learning_rate")
+
+    def _variables(self):
+        return list(self.model.trainable_variables)
+
+    def _layers(self):
+        """[(layer name, [variable indices])] in the model's order."""
+        groups = {}
+        for i, variable in enumerate(self._variables()):
+            path = getattr(variable, "path", variable.name)
+            layer = path.rsplit("/", 1)[0] if "/" in path else path
+            groups.setdefault(re.sub(r"[^\w\-. :/]", "_", layer), []).append(i)
+        return list(groups.items())
+
+    def _metric_names(self):
+        names = []
+        for layer, _ in self._layers():
+            if self._has_effective_lr():
+                names += [f"effective_lr/{layer}/p{q:02.0f}" for q in PERCENTILES]
+            names += [f"update_ratio/{layer}", f"zero_step_fraction/{layer}"]
+        return names
+
+    def _snapshot_fn(self):
+        if getattr(self, "_snapshot", None) is None:
+            import tensorflow as tf
+
+            @tf.function
+            def snapshot(variables):
+                return [tf.identity(v) for v in variables]
+
+            self._snapshot = snapshot
+        return self._snapshot
+
+    def _sample(self, values, seed):
+        """``values`` (1-D) if small, else a uniform random sample of ``max_values`` of them."""
+        import tensorflow as tf
+
+        size = int(values.shape[0])
+        if size <= self.max_values:
+            return values
+        index = tf.random.stateless_uniform(
+            [self.max_values], seed=[seed, 0], minval=0, maxval=size, dtype="int64"
+        )
+        return tf.gather(values, index)
+
+    def _effective_lr(self, indices):
+        import tensorflow as tf
+
+        optimizer, variables = self._optimizer(), self._variables()
+        return tf.concat(
+            [
+                tf.reshape(tf.cast(optimizer.effective_learning_rate(variables[i]), "float32"), [-1])
+                for i in indices
+            ],
+            axis=0,
+        )
+
+    def _statistics_fn(self):
+        if self._stats_fn is not None:
+            return self._stats_fn
+        import tensorflow as tf
+
+        layers, with_lr = self._layers(), self._has_effective_lr()
+
+        @tf.function
+        def statistics(before):
+            variables = self._variables()
+            lr = tf.cast(self._optimizer().learning_rate, "float32")
+            out = []
+            for n, (_, indices) in enumerate(layers):
+                if with_lr:
+                    values = tf.sort(self._sample(self._effective_lr(indices), n))
+                    out += [_percentile(values, q) for q in PERCENTILES]
+                flat = lambda ts: tf.concat([tf.reshape(tf.cast(t, "float32"), [-1]) for t in ts], 0)  # noqa: E731
+                after = flat([variables[i] for i in indices])
+                delta = after - flat([before[i] for i in indices])
+                out.append(tf.norm(delta) / tf.maximum(tf.norm(after), 1e-30))
+                near_zero = tf.abs(delta) <= self.zero_tolerance * lr
+                out.append(tf.reduce_mean(tf.cast(near_zero, "float32")))
+            return tf.stack(out)
+
+        self._stats_fn = statistics
+        return statistics
+
+    def _samples_fn(self):
+        if getattr(self, "_samples", None) is None:
+            import tensorflow as tf
+
+            layers = self._layers()
+
+            @tf.function
+            def samples():
+                return [self._sample(self._effective_lr(indices), n) for n, (_, indices) in enumerate(layers)]
+
+            self._samples = samples
+        return self._samples
+
+    # -- MLflow -------------------------------------------------------------------------------
+
+    def _log(self, values, step):
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(key=name, value=float(value), timestamp=now, step=step)
+            for name, value in zip(self._metric_names(), values)
+            if np.isfinite(value)
+        ]
+        for start in range(0, len(metrics), 1000):  # MLflow's limit per log_batch call
+            self._client.log_batch(self._run_id, metrics=metrics[start : start + 1000])
+
+    def _log_histogram(self, epoch, samples):
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(7, 1.0 + 0.9 * len(samples)))
+        axes = figure.subplots(len(samples), 1, sharex=True, squeeze=False)[:, 0]
+        finite = [np.log10(s[np.isfinite(s) & (s > 0)]) for s in samples]
+        everything = np.concatenate([f for f in finite if f.size] or [np.zeros(1)])
+        bins = np.linspace(everything.min(), everything.max() + 1e-9, 60)
+        for ax, (layer, _), values in zip(axes, self._layers(), finite):
+            ax.hist(values, bins=bins, color="tab:blue")
+            ax.set_ylabel(layer, rotation=0, ha="right", fontsize=8)
+            ax.set_yticks([])
+        axes[-1].set_xlabel("log10 effective learning rate")
+        figure.suptitle(f"{type(self._optimizer()).__name__}: effective learning rates, epoch {epoch + 1}")
+        figure.tight_layout()
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, f"epoch_{epoch + 1:03d}.png")
+            figure.savefig(path, dpi=80)
+            self._client.log_artifact(self._run_id, path, artifact_path="effective_lr")
+
+
+def _percentile(sorted_values, q):
+    """NumPy's default (linear) percentile of a sorted 1-D tensor."""
+    import tensorflow as tf
+
+    n = tf.cast(tf.shape(sorted_values)[0], "float32")
+    position = (n - 1.0) * (q / 100.0)
+    low = tf.cast(tf.floor(position), "int32")
+    high = tf.minimum(low + 1, tf.cast(n, "int32") - 1)
+    weight = position - tf.floor(position)
+    return (1.0 - weight) * tf.gather(sorted_values, low) + weight * tf.gather(sorted_values, high)
