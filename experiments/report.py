@@ -152,6 +152,16 @@ def _pyplot():
     return plt
 
 
+def line_styles(n: int) -> list[tuple]:
+    """``n`` distinguishable (color, linestyle) pairs: tab10 colours, then tab10 again dashed,
+    then dotted, ... (more than 10 optimizers are common here)."""
+    import matplotlib
+
+    colors = matplotlib.colormaps["tab10"].colors
+    dashes = ["-", "--", ":", "-."]
+    return [(colors[i % 10], dashes[(i // 10) % len(dashes)]) for i in range(n)]
+
+
 def band_plot(curves: dict[str, list[Sequence[float]]], panels: Sequence[tuple[str, str]],
               xlabel: str = "epoch", title: str | None = None, x: Sequence[float] | None = None,
               logy: Sequence[str] = ()):
@@ -163,8 +173,9 @@ def band_plot(curves: dict[str, list[Sequence[float]]], panels: Sequence[tuple[s
     """
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
+    styles = line_styles(len(curves))
     for ax, (key, label) in zip(axes[0], panels):
-        for group, per_seed in curves.items():
+        for (group, per_seed), (color, dash) in zip(curves.items(), styles):
             series = [np.asarray(s[key], dtype=np.float64) for s in per_seed if key in s]
             if not series:
                 continue
@@ -175,7 +186,7 @@ def band_plot(curves: dict[str, list[Sequence[float]]], panels: Sequence[tuple[s
             xs = np.arange(1, n + 1) if x is None else np.asarray(x[:n])
             with np.errstate(invalid="ignore"):
                 mean = np.nanmean(arr, axis=0) if arr.shape[0] > 1 else arr[0]
-            (line,) = ax.plot(xs, mean, label=group, lw=1.6)
+            (line,) = ax.plot(xs, mean, label=group, lw=1.6, color=color, ls=dash)
             if arr.shape[0] > 1:
                 ax.fill_between(xs, np.nanmin(arr, axis=0), np.nanmax(arr, axis=0),
                                 color=line.get_color(), alpha=0.2, lw=0)
@@ -184,7 +195,9 @@ def band_plot(curves: dict[str, list[Sequence[float]]], panels: Sequence[tuple[s
         if key in logy:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+        if x is None:
+            ax.xaxis.get_major_locator().set_params(integer=True)
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     if title:
         fig.suptitle(title)
     fig.tight_layout()
