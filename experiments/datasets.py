@@ -187,6 +187,17 @@ class Data:
         return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
+def ensure_available(name: str, data_dir: str | None = None) -> None:
+    """Raise :class:`DatasetNotPreparedError` now if ``name`` cannot be loaded offline.
+
+    Cheap (no data is read): lets a run fail before it opens a tracking store or builds a model.
+    The local ``digits`` builder is always available (it prepares itself without network).
+    """
+    spec = get(name)
+    if not spec.local_builder:
+        _builder(spec, data_dir)
+
+
 def _builder(spec: DatasetSpec, data_dir: str | None):
     import tensorflow_datasets as tfds
 

@@ -45,6 +45,7 @@ import os
 import platform
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 
 if __name__ == "__main__":
@@ -388,10 +389,12 @@ def _log_dataset(data) -> None:
 
     for split, context in (("train", "training"), ("test", "evaluation")):
         raw = data.builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
-        dataset = mlflow.data.from_tensorflow(
-            features=raw.map(features), targets=raw.map(targets),
-            source=data.data_dir, name=f"{data.name}-{split}",
-            digest=f"{data.digest()}{split[:2]}")
+        with warnings.catch_warnings():  # "can be interpreted in multiple ways": both local
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = mlflow.data.from_tensorflow(
+                features=raw.map(features), targets=raw.map(targets),
+                source=data.data_dir, name=f"{data.name}-{split}",
+                digest=f"{data.digest()}{split[:2]}")
         mlflow.log_input(dataset, context=context)
 
 
@@ -428,6 +431,7 @@ def run(config: TrainConfig, parent_run_id: str | None = None, callbacks=()) -> 
         raise ConfigError(
             f"checkpoint dir {checkpoints.directory} belongs to a run with other settings "
             f"({diff}); rerun with the same settings to resume, or use another --checkpoint-dir")
+    datasets.ensure_available(workload.dataset, config.data_dir)
     experiment_id = tracking.setup(config.tracking_uri, config.experiment)
     client = mlflow.MlflowClient()
     if state is not None and state.get("finished"):
@@ -436,11 +440,19 @@ def run(config: TrainConfig, parent_run_id: str | None = None, callbacks=()) -> 
     data = datasets.load(workload.dataset, data_dir=config.data_dir)
 
     keras.utils.set_random_seed(config.seed)
+    jit = config.jit
+    if jit and config.strategy == "mirrored" and config.device == "cpu" and len(devices) > 1:
+        # XLA compiles the step for one CPU device and cannot reach variables mirrored on the
+        # others ("Trying to access resource ... located in device CPU:1"); GPUs are fine.
+        log.warning("XLA is off: it cannot compile a step mirrored over %d CPU devices",
+                    len(devices))
+        jit = False
     if config.strategy == "mirrored":
         strategy = tf.distribute.MirroredStrategy(devices=devices)
-        scope = strategy.scope()
+        scope = strategy.scope  # a new context manager each time it is entered
     else:
-        scope = tf.device(devices[0])
+        def scope():
+            return tf.device(devices[0])
     resolved = {
         "config": dataclasses.asdict(config), "experiment_id": experiment_id,
         "tracking_uri": tracking.resolve_uri(config.tracking_uri),
@@ -448,13 +460,13 @@ def run(config: TrainConfig, parent_run_id: str | None = None, callbacks=()) -> 
         "dataset": {"name": data.name, "tfds_name": data.spec.tfds_name, "version": data.version,
                     "data_dir": data.data_dir, "num_train": data.num_train,
                     "num_test": data.num_test, "input_shape": list(data.input_shape)},
-        "devices": devices,
+        "devices": devices, "jit": jit,
     }
-    with scope:
+    with scope():
         model = workload.build_model(data.input_shape, data.num_classes)
         optimizer = build_optimizer(config.optimizer, config.learning_rate, config.opt)
         model.compile(optimizer=optimizer, loss=workload.loss(), metrics=workload.metrics(),
-                      jit_compile=config.jit)
+                      jit_compile=jit)
         if state is not None and state.get("model"):
             optimizer.build(model.trainable_variables)
             model.load_weights(checkpoints.model_path(state["model"]))
@@ -474,7 +486,7 @@ def run(config: TrainConfig, parent_run_id: str | None = None, callbacks=()) -> 
                       "dataset": data.name, "dataset.version": data.version,
                       "dataset.num_train": data.num_train, "dataset.num_test": data.num_test,
                       "batch_size": config.batch_size, "epochs": config.epochs,
-                      "seed": config.seed, "jit": config.jit, "device": config.device,
+                      "seed": config.seed, "jit": jit, "device": config.device,
                       "strategy": config.strategy, "replicas": len(devices) if
                       config.strategy == "mirrored" else 1, "log_every": config.log_every,
                       "model.params": model.count_params()}
@@ -495,7 +507,7 @@ def run(config: TrainConfig, parent_run_id: str | None = None, callbacks=()) -> 
         logger = RunLogger(client, run_id, data, config.batch_size, config.log_every, state,
                            checkpoints, logged)
         start_epoch = state["epoch"]
-        with scope:
+        with scope():
             if start_epoch < config.epochs:
                 steps = data.steps_per_epoch(config.batch_size)
                 model.fit(data.train_batches(config.batch_size, config.seed, start_epoch,

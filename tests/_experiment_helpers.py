@@ -1,0 +1,97 @@
+"""Helpers for the experiment tests: a digits TFDS data dir prepared once per session, running
+``python -m experiments.train`` as a subprocess, and a real ``mlflow server``.
+
+Import the fixture into a test module (``from tests._experiment_helpers import digits_data_dir``)
+to use it; the preparation itself runs once per test process whichever module asks first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYTHON = sys.executable
+_PREPARED = {}
+
+
+@pytest.fixture(scope="session")
+def digits_data_dir(tmp_path_factory) -> str:
+    """A TFDS data dir (under pytest's tmp dir) with the ``digits`` dataset prepared in it."""
+    if "dir" not in _PREPARED:
+        from experiments import datasets
+
+        path = str(tmp_path_factory.mktemp("tfds"))
+        datasets.load("digits", data_dir=path)
+        _PREPARED["dir"] = path
+    return _PREPARED["dir"]
+
+
+def env(**extra) -> dict:
+    """The environment of a subprocess: this checkout importable, TF quiet, no user store."""
+    e = dict(os.environ)
+    e.pop("MLFLOW_TRACKING_URI", None)
+    e["PYTHONPATH"] = REPO + os.pathsep + e.get("PYTHONPATH", "")
+    e.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    e["KERAS_BACKEND"] = "tensorflow"
+    e.update({k: str(v) for k, v in extra.items()})
+    return e
+
+
+def train_cmd(*args) -> list[str]:
+    return [PYTHON, "-m", "experiments.train", *map(str, args)]
+
+
+def run_train(*args, cwd, timeout=300, **extra_env) -> subprocess.CompletedProcess:
+    """Run ``python -m experiments.train ARGS`` in ``cwd``; return the completed process."""
+    return subprocess.run(train_cmd(*args), cwd=cwd, env=env(**extra_env), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def mlflow_server(root, timeout=180.0):
+    """A real ``mlflow server`` on 127.0.0.1 at a free port, SQLite store and artifacts under
+    ``root``; yields its URI. Started in its own process group, stopped by killing that group."""
+    port = free_port()
+    root = str(root)
+    cmd = [os.path.join(os.path.dirname(PYTHON), "mlflow"), "server", "--host", "127.0.0.1",
+           "--port", str(port), "--workers", "1",
+           "--backend-store-uri", f"sqlite:///{root}/server.db",
+           "--artifacts-destination", f"{root}/server-artifacts"]
+    log = open(os.path.join(root, "server.log"), "w")
+    proc = subprocess.Popen(cmd, cwd=root, stdout=log, stderr=subprocess.STDOUT,
+                            env=env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
+                            start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited ({proc.returncode}); see {log.name}")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(uri + "/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"mlflow server not healthy after {timeout} s; see {log.name}")
+            time.sleep(0.5)
+        yield uri
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        log.close()
