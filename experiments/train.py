@@ -567,13 +567,18 @@ def make_parser() -> argparse.ArgumentParser:
                         "(--opt beta_2=0.99 --opt amsgrad=True)")
     p.add_argument("--workload", default=defaults.workload,
                    help=f"dataset + model (default {defaults.workload}); see the list below")
-    p.add_argument("--epochs", type=int, default=defaults.epochs)
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    p.add_argument("--epochs", type=int, default=defaults.epochs,
+                   help=f"passes over the training split (default {defaults.epochs})")
+    p.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                   help=f"global batch size, split over replicas when mirrored (default "
+                        f"{defaults.batch_size})")
     p.add_argument("--seed", type=int, default=defaults.seed,
                    help="seeds weight initialisation and the data order of each epoch")
     p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=defaults.jit,
                    help="compile the train step with XLA (default: on)")
-    p.add_argument("--device", choices=("cpu", "gpu"), default=defaults.device)
+    p.add_argument("--device", choices=("cpu", "gpu"), default=defaults.device,
+                   help="train on the CPU (default) or the GPU(s); gpu fails at once if "
+                        "TensorFlow sees none")
     p.add_argument("--strategy", choices=("none", "mirrored"), default=defaults.strategy,
                    help="mirrored: tf.distribute.MirroredStrategy over all devices of --device")
     p.add_argument("--tracking-uri", default=None,
