@@ -88,7 +88,7 @@ class StudyResult:
     parent_run_id: str
     experiment_id: str
     outcomes: list[RunOutcome]
-    learning_rates: dict[str, float]  # label -> resolved learning rate
+    learning_rates: dict[str, float | str]  # label -> resolved learning rate (or schedule)
     wall_s: float
 
     def by_arm(self) -> dict[Arm, list[RunOutcome]]:
@@ -128,16 +128,19 @@ def arms_from_names(names: list[str]) -> list[Arm]:
     return arms
 
 
-def resolved_learning_rate(arm: Arm) -> float:
-    """The learning rate ``arm`` trains with (its own, or the optimizer's default)."""
+def resolved_learning_rate(arm: Arm) -> float | str:
+    """The learning rate ``arm`` trains with (its own, or the optimizer's default); a schedule
+    (passed as ``opt["learning_rate"]``) is described by its ``repr``."""
     from experiments import train
 
+    if arm.learning_rate is None and not isinstance(arm.opt.get("learning_rate", 0.0), (int, float)):
+        return repr(arm.opt["learning_rate"])
     optimizer = train.build_optimizer(arm.optimizer, arm.learning_rate, arm.opt)
     lr = optimizer.get_config()["learning_rate"]
-    return float(lr) if isinstance(lr, (int, float)) else math.nan
+    return float(lr) if isinstance(lr, (int, float)) else repr(lr)
 
 
-def validate(arms: list[Arm], workload: str) -> dict[str, float]:
+def validate(arms: list[Arm], workload: str) -> dict[str, float | str]:
     """Check the workload and every arm's optimizer arguments (``ValueError`` naming the problem);
     return each arm's resolved learning rate."""
     from experiments import workloads
@@ -197,7 +200,7 @@ def run_study(arms: list[Arm], *, workload: str = DEFAULT_WORKLOAD, seeds=range(
         all_params[f"lr.{arm.label}"] = learning_rates[arm.label]
         if arm.optimizer != arm.label or arm.opt:
             all_params[f"optimizer.{arm.label}"] = arm.optimizer + (
-                " " + json.dumps(arm.opt, sort_keys=True) if arm.opt else "")
+                " " + json.dumps(arm.opt, sort_keys=True, default=repr) if arm.opt else "")
     all_params.update(params or {})
     log_params(client, parent_id, all_params)
 
@@ -283,7 +286,7 @@ def log_summary(result: StudyResult, table: Table, title: str, name: str = "comp
                   "learning_rate": result.learning_rates[o.arm.label], "opt": o.arm.opt,
                   "seed": o.seed, "run_id": o.run_id, "wall_s": o.wall_s, "history": o.history}
                  for o in result.outcomes]
-    client.log_text(pid, json.dumps(histories, indent=1), "histories.json")
+    client.log_text(pid, json.dumps(histories, indent=1, default=repr), "histories.json")
     metrics = summary_metrics(result)
     log_series(client, pid, {k: ([0], [v]) for k, v in metrics.items()})
     log_series(client, pid, {"study_wall_s": ([0], [result.wall_s])})

@@ -62,23 +62,39 @@ DEFAULT_VARIANTS = ("adam", "amsgrad", "amsgrad_bc")
 ABLATION_EPSILONS = (1e-8, 1e-3, 1.0, 10.0, 100.0, 1000.0)
 
 
-def inverse_sqrt_schedule(alpha: float):
-    """α/√t as a ``keras.optimizers.schedules.LearningRateSchedule`` (t = step + 1)."""
+def _schedule_class():
     import keras
     import tensorflow as tf
 
+    @keras.saving.register_keras_serializable(package="kav_experiments")
     class InverseSqrtDecay(keras.optimizers.schedules.LearningRateSchedule):
+        """α/√t with t = step + 1 (Reddi et al. section 5; Kingma & Ba section 6.1)."""
+
         def __init__(self, alpha):
             self.alpha = float(alpha)
 
         def __call__(self, step):
-            t = tf.cast(step, tf.float32) + 1.0
-            return self.alpha / tf.sqrt(t)
+            return self.alpha / tf.sqrt(tf.cast(step, tf.float32) + 1.0)
 
         def get_config(self):
             return {"alpha": self.alpha}
 
-    return InverseSqrtDecay(alpha)
+        def __repr__(self):
+            return f"{self.alpha:g}/sqrt(t)"
+
+    return InverseSqrtDecay
+
+
+_SCHEDULE = None
+
+
+def inverse_sqrt_schedule(alpha: float):
+    """α/√t as a ``keras.optimizers.schedules.LearningRateSchedule`` (t = step + 1), registered
+    with Keras as ``kav_experiments>InverseSqrtDecay`` so that saved models reload."""
+    global _SCHEDULE
+    if _SCHEDULE is None:
+        _SCHEDULE = _schedule_class()
+    return _SCHEDULE(alpha)
 
 
 def make_optimizer(variant: str, alpha: float, beta_1: float = 0.9, beta_2: float = 0.99,
