@@ -98,6 +98,21 @@ class KavOptimizer(keras.optimizers.Optimizer):
         """1 − beta**t, computed in float32 (exact for any t) and cast to the variable's dtype."""
         return ops.cast(1.0 - ops.power(ops.cast(beta, "float32"), self._step()), variable.dtype)
 
+    def _beta_power(self, beta):
+        """beta**t for this update, in float32 (as `_bias_correction` computes it)."""
+        return ops.power(ops.cast(beta, "float32"), self._step())
+
+    @staticmethod
+    def _fused_for(variable):
+        """The fused-kernel module (`_fused`) when it can update ``variable``, else None.
+
+        TensorFlow backend and float32/float64 variables only; everything else takes the
+        ``keras.ops`` path, which is the reference behaviour.
+        """
+        from keras_adam_variants import _fused
+
+        return _fused if _fused.available(variable) else None
+
     def _assign_average(self, average, value, decay):
         """average ← decay·average + (1 − decay)·value, the exponential moving average."""
         self.assign(average, ops.add(ops.multiply(average, decay), ops.multiply(value, 1 - decay)))

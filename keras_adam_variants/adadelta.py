@@ -56,6 +56,18 @@ class Adadelta(KavOptimizer):
         lr = ops.cast(learning_rate, variable.dtype)
         square_avg = self._slot(self._square_avg, variable)
         delta_avg = self._slot(self._delta_avg, variable)
+        fused = self._fused_for(variable)
+        if fused is not None:  # one TensorFlow kernel, exactly Zeiler's Algorithm 1 with lr
+            fused.tf().raw_ops.ResourceApplyAdadelta(
+                var=fused.handle(variable),
+                accum=fused.handle(square_avg),
+                accum_update=fused.handle(delta_avg),
+                lr=lr,
+                rho=ops.cast(self.rho, variable.dtype),
+                epsilon=ops.cast(self.epsilon, variable.dtype),
+                grad=g,
+            )
+            return
         self._assign_average(square_avg, ops.square(g), self.rho)
         delta = ops.multiply(
             ops.divide(

@@ -55,6 +55,16 @@ class Adagrad(KavOptimizer):
         g = self._dense(gradient, variable)
         lr = ops.cast(learning_rate, variable.dtype)
         accumulator = self._slot(self._accumulators, variable)
+        fused = self._fused_for(variable)
+        if fused is not None:  # one TensorFlow kernel, exactly this formula
+            fused.tf().raw_ops.ResourceApplyAdagradV2(
+                var=fused.handle(variable),
+                accum=fused.handle(accumulator),
+                lr=lr,
+                epsilon=ops.cast(self.epsilon, variable.dtype),
+                grad=g,
+            )
+            return
         self.assign_add(accumulator, ops.square(g))
         self.assign_sub(
             variable, ops.divide(ops.multiply(lr, g), ops.add(ops.sqrt(accumulator), self.epsilon))

@@ -59,6 +59,25 @@ class Adam(KavOptimizer):
         g = self._dense(gradient, variable)
         lr = ops.cast(learning_rate, variable.dtype)
         m, v = self._slot(self._m, variable), self._slot(self._v, variable)
+        fused = self._fused_for(variable)
+        if fused is not None:
+            # One TensorFlow kernel: lr·√(1−β2^t)/(1−β1^t)·m/(√v + ε'), with ε' = ε·√(1−β2^t)
+            # equal to lr·m̂/(√v̂ + ε) above.
+            dtype = variable.dtype
+            beta_1_power, beta_2_power = self._beta_power(self.beta_1), self._beta_power(self.beta_2)
+            fused.tf().raw_ops.ResourceApplyAdam(
+                var=fused.handle(variable),
+                m=fused.handle(m),
+                v=fused.handle(v),
+                beta1_power=ops.cast(beta_1_power, dtype),
+                beta2_power=ops.cast(beta_2_power, dtype),
+                lr=lr,
+                beta1=ops.cast(self.beta_1, dtype),
+                beta2=ops.cast(self.beta_2, dtype),
+                epsilon=ops.cast(self.epsilon * ops.sqrt(1.0 - beta_2_power), dtype),
+                grad=g,
+            )
+            return
         self._assign_average(m, g, self.beta_1)
         self._assign_average(v, ops.square(g), self.beta_2)
         m_hat = ops.divide(m, self._bias_correction(self.beta_1, variable))

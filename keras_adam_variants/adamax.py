@@ -54,6 +54,18 @@ class Adamax(KavOptimizer):
         g = self._dense(gradient, variable)
         lr = ops.cast(learning_rate, variable.dtype)
         m, u = self._slot(self._m, variable), self._slot(self._u, variable)
+        fused = self._fused_for(variable)
+        if fused is not None and not fused.in_xla_context():
+            # No TensorFlow kernel has ε inside the max: the same formula, XLA-fused into one
+            # loop per variable (under an outer jit_compile, the code below fuses just as well).
+            fused.apply_xla(
+                fused.adamax_rule(),
+                [variable, m, u],
+                g,
+                ops.divide(lr, self._bias_correction(self.beta_1, variable)),
+                self.beta_1, 1 - self.beta_1, self.beta_2, self.epsilon,
+            )
+            return
         self._assign_average(m, g, self.beta_1)
         self.assign(u, ops.maximum(ops.multiply(u, self.beta_2), ops.add(ops.abs(g), self.epsilon)))
         step_size = ops.divide(lr, self._bias_correction(self.beta_1, variable))

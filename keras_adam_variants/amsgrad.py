@@ -77,6 +77,32 @@ class AMSGrad(KavOptimizer):
         m = self._slot(self._m, variable)
         v = self._slot(self._v, variable)
         v_hat = self._slot(self._v_hat, variable)
+        fused = self._fused_for(variable)
+        if fused is not None and fused.in_xla_context() is False:  # the kernel has no XLA version
+            # One TensorFlow kernel: v̂ ← max(v̂, v); θ ← θ − lr·√(1−p2)/(1−p1)·m/(√v̂ + ε').
+            # p1 = p2 = 0, ε' = ε is the paper's form; p = β^t, ε' = ε·√(1−β2^t) equals the
+            # bias-corrected form above.
+            dtype = variable.dtype
+            beta_1_power = beta_2_power = ops.zeros((), "float32")
+            epsilon = ops.cast(self.epsilon, "float32")
+            if self.bias_correction:
+                beta_1_power = self._beta_power(self.beta_1)
+                beta_2_power = self._beta_power(self.beta_2)
+                epsilon = self.epsilon * ops.sqrt(1.0 - beta_2_power)
+            fused.tf().raw_ops.ResourceApplyAdamWithAmsgrad(
+                var=fused.handle(variable),
+                m=fused.handle(m),
+                v=fused.handle(v),
+                vhat=fused.handle(v_hat),
+                beta1_power=ops.cast(beta_1_power, dtype),
+                beta2_power=ops.cast(beta_2_power, dtype),
+                lr=lr,
+                beta1=ops.cast(self.beta_1, dtype),
+                beta2=ops.cast(self.beta_2, dtype),
+                epsilon=ops.cast(epsilon, dtype),
+                grad=g,
+            )
+            return
         self._assign_average(m, g, self.beta_1)
         self._assign_average(v, ops.square(g), self.beta_2)
         self.assign(v_hat, ops.maximum(v_hat, v))

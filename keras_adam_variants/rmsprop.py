@@ -70,6 +70,22 @@ class RMSprop(KavOptimizer):
         g = self._dense(gradient, variable)
         lr = ops.cast(learning_rate, variable.dtype)
         square_avg = self._slot(self._square_avg, variable)
+        fused = self._fused_for(variable)
+        if fused is not None and not fused.in_xla_context():
+            # No TensorFlow kernel has ε outside the root: the same formula, XLA-fused into one
+            # loop per variable (under an outer jit_compile, the code below fuses just as well).
+            slots = [square_avg]
+            if self.centered:
+                slots.append(self._slot(self._grad_avg, variable))
+            if self.momentum > 0:
+                slots.append(self._slot(self._buffer, variable))
+            fused.apply_xla(
+                fused.rmsprop_rule(self.centered, self.momentum > 0),
+                [variable, *slots],
+                g,
+                lr, self.rho, 1 - self.rho, self.epsilon, self.momentum,
+            )
+            return
         self._assign_average(square_avg, ops.square(g), self.rho)
         second_moment = square_avg
         if self.centered:

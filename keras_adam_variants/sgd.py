@@ -57,6 +57,22 @@ class SGD(KavOptimizer):
     def update_step(self, gradient, variable, learning_rate):
         g = self._dense(gradient, variable)
         lr = ops.cast(learning_rate, variable.dtype)
+        fused = self._fused_for(variable)
+        if fused is not None:  # one TensorFlow kernel, exactly this formula
+            if self.momentum > 0:  # b ← μb + g; θ −= lr·b, or lr·(g + μb): PyTorch's form
+                fused.tf().raw_ops.ResourceApplyMomentum(
+                    var=fused.handle(variable),
+                    accum=fused.handle(self._slot(self._buffer, variable)),
+                    lr=lr,
+                    grad=g,
+                    momentum=ops.cast(self.momentum, variable.dtype),
+                    use_nesterov=self.nesterov,
+                )
+            else:
+                fused.tf().raw_ops.ResourceApplyGradientDescent(
+                    var=fused.handle(variable), alpha=lr, delta=g
+                )
+            return
         step = g
         if self.momentum > 0:
             buffer = self._slot(self._buffer, variable)

@@ -1,0 +1,314 @@
+"""Optimizer step throughput: ours against Keras' built-ins, and against the memory roofline.
+
+An optimizer step reads and writes every parameter and slot once: it is memory-bound. This
+benchmark measures, for each optimizer (and the option sets that add slots), parameters updated
+per second by ``keras_adam_variants`` and by its Keras counterpart, interleaved in one process
+(A B B A …, medians after warm-up), in three modes:
+
+* ``eager``     -- ``optimizer.apply_gradients`` called eagerly;
+* ``function``  -- inside ``tf.function``;
+* ``xla``       -- inside ``tf.function(jit_compile=True)``;
+
+on two model shapes -- ``large`` (8 variables of 1000 x 1000 float32) and ``many`` (a ResNet-34
+like list of ~150 variables of mixed sizes, ~10M parameters) -- plus ``huge`` (4 x 25M = 100M
+parameters, XLA only), where the roofline figure is the one that counts.
+
+Roofline: bytes the algorithm must move per parameter (the byte model, ``BYTES`` below) times
+parameters per second, divided by the bandwidth of a trivial memory-bound kernel measured in the
+same run, ``var.assign_sub(lr * g)`` under XLA (reads var and g, writes var: 12 bytes per
+float32 parameter), on the same variables shape.
+
+Usage::
+
+    python benchmarks/step_throughput.py            # full run, ~6-9 minutes on 2 cores
+    python benchmarks/step_throughput.py --quick    # smoke run, ~1 minute
+    python benchmarks/step_throughput.py --cases adam,sgd --modes xla --shapes large,huge
+
+Prints a markdown table and logs the same figures to MLflow as one run (experiment
+``step_throughput``; ``--tracking-uri``, default ``sqlite:///<cwd>/mlruns/mlflow.db``;
+``--no-mlflow`` to skip).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+
+import _common  # noqa: F401  (sets the environment and sys.path first)
+from _common import interleaved, log_run, machine_description, markdown_table
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_adam_variants as kav  # noqa: E402
+
+F32 = 4  # bytes per parameter, slot entry and gradient entry
+
+# The byte model: each step must read the parameter, the gradient and every slot, and write the
+# parameter and every slot back. bytes/param = 4 * (2 + 1 + 2 * slots) for float32.
+#   case id: (our optimizer, Keras counterpart, slots)
+CASES = {
+    "adam": (lambda: kav.Adam(), lambda: keras.optimizers.Adam(), 2),  # m, v
+    "amsgrad": (lambda: kav.AMSGrad(), lambda: keras.optimizers.Adam(amsgrad=True), 3),  # m, v, v̂
+    "amsgrad_bc": (
+        lambda: kav.AMSGrad(bias_correction=True),
+        lambda: keras.optimizers.Adam(amsgrad=True),
+        3,
+    ),
+    "rmsprop": (lambda: kav.RMSprop(), lambda: keras.optimizers.RMSprop(), 1),  # E
+    "rmsprop_cm": (  # E, ḡ, b
+        lambda: kav.RMSprop(centered=True, momentum=0.9),
+        lambda: keras.optimizers.RMSprop(centered=True, momentum=0.9),
+        3,
+    ),
+    "adagrad": (lambda: kav.Adagrad(), lambda: keras.optimizers.Adagrad(), 1),  # G
+    "adadelta": (lambda: kav.Adadelta(), lambda: keras.optimizers.Adadelta(), 2),  # E[g²], E[Δ²]
+    "adamax": (lambda: kav.Adamax(), lambda: keras.optimizers.Adamax(), 2),  # m, u
+    "sgd": (lambda: kav.SGD(), lambda: keras.optimizers.SGD(), 0),
+    "sgd_momentum": (
+        lambda: kav.SGD(momentum=0.9),
+        lambda: keras.optimizers.SGD(momentum=0.9),
+        1,
+    ),
+    "sgd_nesterov": (
+        lambda: kav.SGD(momentum=0.9, nesterov=True),
+        lambda: keras.optimizers.SGD(momentum=0.9, nesterov=True),
+        1,
+    ),
+}
+MODES = ("eager", "function", "xla")
+
+
+def bytes_per_param(slots):
+    return F32 * (2 + 1 + 2 * slots)
+
+
+def resnet_like_shapes(widths=(44, 88, 176, 352), blocks=(3, 4, 6, 3), classes=1000):
+    """Variable shapes of a ResNet-34-like network: each convolution has a kernel, a bias and a
+    batch-norm scale and offset (4 variables), then a dense head: ~150 variables, ~10M params."""
+    shapes = []
+
+    def conv(k, cin, cout):
+        shapes.extend([(k, k, cin, cout), (cout,), (cout,), (cout,)])
+
+    conv(7, 3, widths[0])
+    cin = widths[0]
+    for stage, (width, n) in enumerate(zip(widths, blocks)):
+        for block in range(n):
+            conv(3, cin, width)
+            conv(3, width, width)
+            if block == 0 and stage > 0:
+                conv(1, cin, width)  # projection shortcut
+            cin = width
+    shapes.extend([(cin, classes), (classes,)])
+    return shapes
+
+
+def shape_sets(quick):
+    huge = [(5000, 5000)] * 4 if not quick else [(2000, 2000)] * 4
+    return {
+        "large": [(1000, 1000)] * 8,
+        "many": resnet_like_shapes(),
+        "huge": huge,
+    }
+
+
+def make_variables(shapes, seed):
+    rng = np.random.default_rng(seed)
+    return [
+        keras.Variable(rng.standard_normal(s, dtype=np.float32) * 0.1, name=f"w{i}")
+        for i, s in enumerate(shapes)
+    ]
+
+
+def make_gradients(shapes, seed=123):
+    rng = np.random.default_rng(seed)
+    # Nonzero everywhere and of ordinary size: no denormals, no special cases.
+    return [
+        tf.constant((rng.standard_normal(s, dtype=np.float32) * 0.01) + 0.001) for s in shapes
+    ]
+
+
+def stepper(optimizer, variables, grads, mode):
+    """One optimizer step as a zero-argument callable in ``mode``."""
+
+    def step(gs):
+        optimizer.apply_gradients(zip(gs, variables))
+
+    if mode == "eager":
+        return lambda: step(grads)
+    fn = tf.function(step, jit_compile=(mode == "xla"))
+    return lambda: fn(grads)
+
+
+def roofline_stepper(variables, grads):
+    """``var.assign_sub(lr * g)`` for every variable under XLA: 12 bytes per parameter."""
+    lr = tf.Variable(1e-6, dtype=tf.float32)
+
+    @tf.function(jit_compile=True)
+    def step(gs):
+        for v, g in zip(variables, gs):
+            v.assign_sub(lr * g)
+
+    return lambda: step(grads)
+
+
+def run(args):
+    shapes = shape_sets(args.quick)
+    reps, target = (3, 0.08) if args.quick else (args.reps, args.sample_seconds)
+    results = []  # dicts
+    roofline_samples = {}  # shape -> [bytes/s]
+    t_start = time.perf_counter()
+    sync_var = None
+
+    for shape_name in args.shapes:
+        var_shapes = shapes[shape_name]
+        n_params = int(sum(np.prod(s) for s in var_shapes))
+        grads = make_gradients(var_shapes)
+        roof_vars = make_variables(var_shapes, seed=7)
+        roof = roofline_stepper(roof_vars, grads)
+        modes = ["xla"] if shape_name == "huge" else args.modes
+        print(
+            f"# shape {shape_name}: {len(var_shapes)} variables, {n_params / 1e6:.1f}M params",
+            file=sys.stderr,
+        )
+        for case in args.cases:
+            ours_factory, keras_factory, slots = CASES[case]
+            for mode in modes:
+                if shape_name == "huge" and mode != "xla":
+                    continue
+                ours_vars = make_variables(var_shapes, seed=1)
+                keras_vars = make_variables(var_shapes, seed=1)
+                ours_opt, keras_opt = ours_factory(), keras_factory()
+                sync_var = ours_opt
+                contenders = {
+                    "ours": stepper(ours_opt, ours_vars, grads, mode),
+                    "keras": stepper(keras_opt, keras_vars, grads, mode),
+                }
+                if mode == "xla":
+                    contenders["roofline"] = roof
+                timing = interleaved(
+                    contenders,
+                    reps=reps,
+                    target_s=target,
+                    sync=lambda: ours_opt.iterations.numpy(),
+                )
+                if "roofline" in timing:
+                    roofline_samples.setdefault(shape_name, []).extend(
+                        12 * n_params / s for s in timing["roofline"][1]
+                    )
+                row = {
+                    "case": case,
+                    "shape": shape_name,
+                    "mode": mode,
+                    "params": n_params,
+                    "variables": len(var_shapes),
+                    "bytes_per_param": bytes_per_param(slots),
+                    "ours_s": timing["ours"][0],
+                    "keras_s": timing["keras"][0],
+                }
+                row["ours_pps"] = n_params / row["ours_s"]
+                row["keras_pps"] = n_params / row["keras_s"]
+                row["ratio"] = row["keras_s"] / row["ours_s"]
+                results.append(row)
+                print(
+                    f"  {case:13s} {mode:8s} ours {row['ours_s'] * 1e3:8.2f} ms  keras "
+                    f"{row['keras_s'] * 1e3:8.2f} ms  x{row['ratio']:.2f}   "
+                    f"[{time.perf_counter() - t_start:.0f}s]",
+                    file=sys.stderr,
+                )
+                del contenders, ours_opt, keras_opt, ours_vars, keras_vars
+                gc.collect()
+        del roof, roof_vars, grads
+        gc.collect()
+
+    bandwidth = {k: statistics.median(v) for k, v in roofline_samples.items()}
+    for row in results:
+        bw = bandwidth.get(row["shape"])
+        row["roofline_Bps"] = bw
+        if bw:
+            row["ours_roof"] = row["bytes_per_param"] * row["ours_pps"] / bw
+            row["keras_roof"] = row["bytes_per_param"] * row["keras_pps"] / bw
+    return results, bandwidth, time.perf_counter() - t_start
+
+
+def format_table(results, bandwidth):
+    headers = [
+        "optimizer", "shape", "mode", "B/param", "ours Mparam/s", "Keras Mparam/s",
+        "ours/Keras", "ours % roofline", "Keras % roofline",
+    ]
+    rows = []
+    for r in results:
+        pct = lambda x: f"{100 * x:.0f}%" if x is not None else "–"  # noqa: E731
+        rows.append([
+            r["case"], r["shape"], r["mode"], r["bytes_per_param"],
+            f"{r['ours_pps'] / 1e6:.0f}", f"{r['keras_pps'] / 1e6:.0f}", f"{r['ratio']:.2f}",
+            pct(r.get("ours_roof")), pct(r.get("keras_roof")),
+        ])
+    table = markdown_table(headers, rows)
+    bw_lines = [
+        f"Roofline (`var.assign_sub(lr*g)` under XLA, 12 B/param) on `{k}`: {v / 1e9:.2f} GB/s"
+        for k, v in bandwidth.items()
+    ]
+    return table + "\n\n" + "\n".join(bw_lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smoke run (~1 minute)")
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated case ids")
+    parser.add_argument("--modes", default=",".join(MODES), help="eager,function,xla")
+    parser.add_argument("--shapes", default="large,many,huge", help="large,many,huge")
+    parser.add_argument("--reps", type=int, default=5, help="samples per contender")
+    parser.add_argument("--sample-seconds", type=float, default=0.15, help="length of a sample")
+    parser.add_argument("--tracking-uri", default=None)
+    parser.add_argument("--experiment", default="step_throughput")
+    parser.add_argument("--no-mlflow", action="store_true")
+    args = parser.parse_args(argv)
+    args.cases = [c for c in args.cases.split(",") if c]
+    args.modes = [m for m in args.modes.split(",") if m]
+    args.shapes = [s for s in args.shapes.split(",") if s]
+    unknown = [c for c in args.cases if c not in CASES] + [m for m in args.modes if m not in MODES]
+    if unknown:
+        parser.error(f"unknown case/mode {unknown}")
+    if args.quick and args.cases == list(CASES):
+        pass  # every case, but short samples and a smaller "huge"
+
+    results, bandwidth, elapsed = run(args)
+    table = format_table(results, bandwidth)
+    print(table)
+    print(f"({elapsed:.0f} s; load average {machine_description()['machine.loadavg']})")
+    if not args.no_mlflow:
+        metrics = {}
+        for r in results:
+            key = f"{r['case']}.{r['shape']}.{r['mode']}"
+            metrics[f"{key}.ours_Mparams_per_s"] = r["ours_pps"] / 1e6
+            metrics[f"{key}.keras_Mparams_per_s"] = r["keras_pps"] / 1e6
+            metrics[f"{key}.ratio"] = r["ratio"]
+            if r.get("ours_roof") is not None:
+                metrics[f"{key}.ours_roofline_pct"] = 100 * r["ours_roof"]
+                metrics[f"{key}.keras_roofline_pct"] = 100 * r["keras_roof"]
+        for k, v in bandwidth.items():
+            metrics[f"roofline.{k}.GBps"] = v / 1e9
+        metrics["elapsed_s"] = elapsed
+        params = {
+            "quick": args.quick,
+            "cases": ",".join(args.cases),
+            "modes": ",".join(args.modes),
+            "shapes": ",".join(args.shapes),
+            "reps": 3 if args.quick else args.reps,
+            **machine_description(),
+        }
+        run_id = log_run(
+            args.tracking_uri, args.experiment, "step_throughput" + ("-quick" if args.quick else ""),
+            params, metrics, {"step_throughput.md": table},
+        )
+        print(f"MLflow run {run_id} (experiment {args.experiment})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
