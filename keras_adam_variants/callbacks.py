@@ -136,6 +136,7 @@ class AdaptiveLRLogger(keras.callbacks.Callback):
         groups = {}
         for i, variable in enumerate(self._variables()):
             path = getattr(variable, "path", variable.name)
+            path = path[len(self.model.name) + 1 :] if path.startswith(self.model.name + "/") else path
             layer = path.rsplit("/", 1)[0] if "/" in path else path
             groups.setdefault(re.sub(r"[^\w\-. :/]", "_", layer), []).append(i)
         return list(groups.items())
