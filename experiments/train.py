@@ -491,7 +491,7 @@ def run(config: TrainConfig, parent_run_id: str | None = None, callbacks=()) -> 
                       config.strategy == "mirrored" else 1, "log_every": config.log_every,
                       "model.params": model.count_params()}
             mlflow.log_params(params)
-            mlflow.log_dict(resolved, "config.json")
+            mlflow.log_dict(_jsonable(resolved), "config.json")  # schedules: by repr
             _log_dataset(data)
         state = {"run_id": run_id, "config": identity, "epoch": 0, "model": None,
                  "global_step": 0, "history": {}, "finished": False}
