@@ -159,7 +159,8 @@ def run_study(arms: list[Arm], *, workload: str = DEFAULT_WORKLOAD, seeds=range(
               epochs: int = DEFAULT_EPOCHS, batch_size: int = 128, tracking_uri: str | None = None,
               experiment: str = "kav-compare", run_name: str | None = None, jit: bool = False,
               log_model: bool = False, data_dir: str | None = None, study: str = "compare",
-              params: dict | None = None, progress_stream=None) -> StudyResult:
+              params: dict | None = None, progress_stream=None,
+              effective_lr_every: int = 0) -> StudyResult:
     """Train every arm with every seed as nested runs under a new parent run.
 
     Every configuration is checked (:func:`validate`) before the first run starts: a bad
@@ -181,7 +182,8 @@ def run_study(arms: list[Arm], *, workload: str = DEFAULT_WORKLOAD, seeds=range(
                 optimizer=arm.optimizer, learning_rate=arm.learning_rate, opt=dict(arm.opt),
                 workload=workload, epochs=epochs, batch_size=batch_size, seed=seed, jit=jit,
                 tracking_uri=tracking_uri, experiment=experiment, log_model=log_model,
-                run_name=f"{arm.label}-seed{seed}", data_dir=data_dir)
+                run_name=f"{arm.label}-seed{seed}", data_dir=data_dir,
+                effective_lr_every=effective_lr_every)
             configs.append((arm, seed, config))
     learning_rates = validate(arms, workload)
 
@@ -282,6 +284,9 @@ def log_summary(result: StudyResult, table: Table, title: str, name: str = "comp
     pid = result.parent_run_id
     table.log(client, pid, name)
     log_figure(client, pid, curves_figure(result, title), "learning_curves.png")
+    from experiments import effective_lr_plot  # runs logged with effective_lr_every > 0
+
+    effective_lr_plot.log_plot(client, pid, result.outcomes)
     histories = [{"optimizer": o.arm.label, "optimizer_name": o.arm.optimizer,
                   "learning_rate": result.learning_rates[o.arm.label], "opt": o.arm.opt,
                   "seed": o.seed, "run_id": o.run_id, "wall_s": o.wall_s, "history": o.history}
@@ -331,6 +336,11 @@ def add_common_arguments(p: argparse.ArgumentParser, experiment: str, epochs: in
                    help="log each trained model to its run (about 3 s a run)")
     p.add_argument("--data-dir", default=None,
                    help="TFDS data dir (default: $TFDS_DATA_DIR, else ~/tensorflow_datasets)")
+    p.add_argument("--log-effective-lr", dest="effective_lr_every", type=int, metavar="N",
+                   default=10,
+                   help="log each run's effective learning rates every N steps and plot Adam's, "
+                        "AMSGrad's, RMSprop's and Adagrad's on the parent run "
+                        "(effective_learning_rates.png); 0: off (default 10)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -367,7 +377,7 @@ def run_and_report(arms: list[Arm], args, *, study: str, title: str, params: dic
                            batch_size=args.batch_size, tracking_uri=args.tracking_uri,
                            experiment=args.experiment, run_name=args.run_name, jit=args.jit,
                            log_model=args.log_model, data_dir=args.data_dir, study=study,
-                           params=params)
+                           params=params, effective_lr_every=args.effective_lr_every)
     except (datasets.DatasetNotPreparedError, tracking.TrackingUnavailableError) as err:
         raise SystemExit(f"error: {err}") from None
     status = "FAILED"

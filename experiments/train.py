@@ -93,6 +93,7 @@ class TrainConfig:
     run_name: str | None = None
     log_model: bool = True
     data_dir: str | None = None  # TFDS data dir; None = TFDS's default (TFDS_DATA_DIR)
+    effective_lr_every: int = 0  # log kav.callbacks.AdaptiveLRLogger every N steps (0: off)
 
 
 @dataclass
@@ -212,7 +213,7 @@ def _jsonable(value):
 def _identity(config: TrainConfig) -> dict:
     """The settings a checkpoint must share with the command that resumes it."""
     ident = dataclasses.asdict(config)
-    for key in ("checkpoint_dir", "run_name", "log_model"):
+    for key in ("checkpoint_dir", "run_name", "log_model", "effective_lr_every"):  # logging only
         ident.pop(key)
     ident["tracking_uri"] = tracking.resolve_uri(config.tracking_uri)
     return _jsonable(ident)
@@ -409,6 +410,14 @@ def _previously_logged(client, run_id) -> dict[str, int]:
     return logged
 
 
+def _effective_lr_logger(config: TrainConfig, run_id: str) -> list:
+    """[AdaptiveLRLogger] when ``config.effective_lr_every`` > 0 (per-layer effective learning
+    rates, update ratios and epoch histograms in the run), else []."""
+    if config.effective_lr_every <= 0:
+        return []
+    return [kav.callbacks.AdaptiveLRLogger(every_n_steps=config.effective_lr_every, run_id=run_id)]
+
+
 def run(config: TrainConfig, parent_run_id: str | None = None, callbacks=()) -> TrainResult:
     """Train ``config`` and log it as one MLflow run (nested under ``parent_run_id`` if given).
 
@@ -514,7 +523,8 @@ def run(config: TrainConfig, parent_run_id: str | None = None, callbacks=()) -> 
                                              config.epochs),
                           epochs=config.epochs, initial_epoch=start_epoch, steps_per_epoch=steps,
                           validation_data=data.test_batches(config.batch_size),
-                          callbacks=[logger, *callbacks], shuffle=False, verbose=0)
+                          callbacks=[logger, *_effective_lr_logger(config, run_id), *callbacks],
+                          shuffle=False, verbose=0)
             mlflow.log_figure(learning_curve(state["history"], f"{workload.name} / "
                                              f"{config.optimizer} / seed {config.seed}"),
                               "learning_curve.png")
@@ -593,6 +603,12 @@ def make_parser() -> argparse.ArgumentParser:
                    help="log the training loss every N steps (0: never; default "
                         f"{defaults.log_every})")
     p.add_argument("--run-name", default=None, help="MLflow run name (default: MLflow's)")
+    p.add_argument("--log-effective-lr", dest="effective_lr_every", type=int, nargs="?",
+                   const=50, default=defaults.effective_lr_every, metavar="N",
+                   help="log each layer's effective learning rates (median, 5th/95th "
+                        "percentiles), update/weight norm ratio and zero-step fraction every N "
+                        "steps (default N 50 when given without a value), and a histogram per "
+                        "epoch (kav.callbacks.AdaptiveLRLogger)"),
     p.add_argument("--no-log-model", dest="log_model", action="store_false",
                    help="do not log the trained model")
     p.add_argument("--data-dir", default=None,

@@ -1,5 +1,6 @@
 """LazyAdam: our Adam, updating only the rows that an embedding's sparse gradient touches."""
 
+import keras
 from keras import ops
 
 from keras_adam_variants._registry import register
@@ -26,9 +27,15 @@ class LazyAdam(Adam):
 
     t is the global step count (``iterations + 1``), as in TF Addons. This is not Adam: Adam
     also decays m and v of untouched rows (their gradient is 0) and keeps moving them with the
-    remaining momentum; LazyAdam skips them. The cost per step is proportional to the touched
-    rows, not the table: see ``benchmarks/lazy_adam.py``. The update uses static shapes only
-    (a sort, segment sums and scatters, no ``tf.unique``), so it also compiles under XLA.
+    remaining momentum; LazyAdam skips them. The update uses static shapes only (a sort, segment
+    sums and scatters, no ``tf.unique``), so it also compiles under XLA.
+
+    Speed: compile with ``jit_compile=True`` (``"auto"`` does not choose XLA on CPU). Under XLA
+    the cost per step follows the touched rows, not the table (a 1M × 64 embedding: 11 ms against
+    Adam's 686 ms per step on 2 CPU cores, ``benchmarks/lazy_adam.py``). Without XLA it is about
+    as fast as `Adam` (455 against 509 ms):
+    TensorFlow puts a variable that sparse ops touch into "copy-on-read" mode, and Keras 3's
+    `Embedding` reads its whole table densely every forward pass, which then copies the table.
     The base class's ``weight_decay`` is still applied to the whole table every step (dense).
 
     A class rather than ``Adam(lazy=True)``: saved configs and logged parameters name what was
@@ -58,17 +65,17 @@ class LazyAdam(Adam):
         lr = ops.cast(learning_rate, variable.dtype)
         m, v = self._slot(self._m, variable), self._slot(self._v, variable)
         m_rows = ops.add(
-            ops.multiply(ops.take(m, indices, axis=0), self.beta_1),
+            ops.multiply(_gather(m, indices), self.beta_1),
             ops.multiply(rows, 1 - self.beta_1),
         )
         v_rows = ops.add(
-            ops.multiply(ops.take(v, indices, axis=0), self.beta_2),
+            ops.multiply(_gather(v, indices), self.beta_2),
             ops.multiply(ops.square(rows), 1 - self.beta_2),
         )
         m_hat = ops.divide(m_rows, self._bias_correction(self.beta_1, variable))
         v_hat = ops.divide(v_rows, self._bias_correction(self.beta_2, variable))
         theta_rows = ops.subtract(
-            ops.take(variable, indices, axis=0),
+            _gather(variable, indices),
             ops.divide(ops.multiply(lr, m_hat), ops.add(ops.sqrt(v_hat), self.epsilon)),
         )
         # Duplicate indices carry identical rows, so scatter_update is exact whatever the order.
@@ -76,6 +83,15 @@ class LazyAdam(Adam):
         self.assign(m, tf.IndexedSlices(m_rows, indices, shape))
         self.assign(v, tf.IndexedSlices(v_rows, indices, shape))
         self.assign(variable, tf.IndexedSlices(theta_rows, indices, shape))
+
+
+def _gather(variable, indices):
+    """Rows of a variable, read by a sparse gather (not a read of the whole table first)."""
+    import tensorflow as tf
+
+    if isinstance(variable, keras.Variable):
+        variable = variable.value
+    return tf.gather(variable, indices)
 
 
 def _sum_duplicates(gradient, dtype):
