@@ -302,7 +302,8 @@ def main(argv=None) -> int:
                     over = f"{paired * 100:7.2f}%"
                     pts = str(r["points"][name])
                     if "null" in samples and name != "null":
-                        vs_null = f"{statistics.median(a / b - 1 for a, b in zip(values, samples['null'])) * 100:6.2f}%"
+                        rel = statistics.median(a / b - 1 for a, b in zip(values, samples["null"]))
+                        vs_null = f"{rel * 100:6.2f}%"
                     if name == "runner" and paired > args.limit:
                         failed = True
                 label = "none" if name == "plain" else name

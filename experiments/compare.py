@@ -133,7 +133,8 @@ def resolved_learning_rate(arm: Arm) -> float | str:
     (passed as ``opt["learning_rate"]``) is described by its ``repr``."""
     from experiments import train
 
-    if arm.learning_rate is None and not isinstance(arm.opt.get("learning_rate", 0.0), (int, float)):
+    scheduled = not isinstance(arm.opt.get("learning_rate", 0.0), (int, float))
+    if arm.learning_rate is None and scheduled:
         return repr(arm.opt["learning_rate"])
     optimizer = train.build_optimizer(arm.optimizer, arm.learning_rate, arm.opt)
     lr = optimizer.get_config()["learning_rate"]
@@ -164,7 +165,8 @@ def run_study(arms: list[Arm], *, workload: str = DEFAULT_WORKLOAD, seeds=range(
     """Train every arm with every seed as nested runs under a new parent run.
 
     Every configuration is checked (:func:`validate`) before the first run starts: a bad
-    optimizer argument fails at once, not after an hour. The parent run is FINISHED when all children are, FAILED if one
+    optimizer argument fails at once, not after an hour. The parent run is FINISHED when all
+    children are, FAILED if one
     raised (the exception propagates). Returns the outcomes; the caller logs its own summary to
     ``result.parent_run_id`` (see :func:`log_summary`).
     """
