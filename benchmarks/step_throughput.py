@@ -21,7 +21,8 @@ float32 parameter), on the same variables shape.
 Usage::
 
     python benchmarks/step_throughput.py            # full run, ~6-9 minutes on 2 cores
-    python benchmarks/step_throughput.py --quick    # smoke run, ~1 minute
+    python benchmarks/step_throughput.py --quick    # smoke run, ~1-2 minutes
+    python benchmarks/step_throughput.py --many-cases all   # every case on `many` too (+8 min)
     python benchmarks/step_throughput.py --cases adam,sgd --modes xla --shapes large,huge
 
 Prints a markdown table and logs the same figures to MLflow as one run (experiment
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import statistics
 import sys
 import time
@@ -109,15 +111,30 @@ def resnet_like_shapes(widths=(44, 88, 176, 352), blocks=(3, 4, 6, 3), classes=1
 
 
 def shape_sets(quick):
-    huge = [(5000, 5000)] * 4 if not quick else [(2000, 2000)] * 4
+    if quick:  # a smoke run: the same kinds of shapes, smaller and with fewer variables
+        return {
+            "large": [(1000, 1000)] * 8,
+            "many": resnet_like_shapes(blocks=(1, 1, 1, 1)),
+            "huge": [(2000, 2000)] * 4,
+        }
     return {
         "large": [(1000, 1000)] * 8,
         "many": resnet_like_shapes(),
-        "huge": huge,
+        "huge": [(5000, 5000)] * 4,
     }
 
 
+# The "many" shape costs tens of seconds of tracing / XLA compilation per optimizer and mode (Keras
+# traces ~150 update steps), so by default it runs one case per code path: a TensorFlow kernel
+# (adam, sgd_momentum), a kernel outside XLA only (amsgrad), an XLA-fused rule (rmsprop_cm; adamax
+# takes the same path). `--many-cases all` runs every case (about 8 more minutes).
+MANY_DEFAULT = "adam,amsgrad,rmsprop_cm,sgd_momentum"
+QUICK_CASES = "adam,amsgrad,rmsprop_cm,sgd_momentum"
+
+
 def make_variables(shapes, seed):
+    if sum(np.prod(s) for s in shapes) > 50_000_000:  # huge: values do not change the speed
+        return [keras.Variable(np.full(s, 0.1, np.float32), name=f"w{i}") for i, s in enumerate(shapes)]
     rng = np.random.default_rng(seed)
     return [
         keras.Variable(rng.standard_normal(s, dtype=np.float32) * 0.1, name=f"w{i}")
@@ -126,6 +143,8 @@ def make_variables(shapes, seed):
 
 
 def make_gradients(shapes, seed=123):
+    if sum(np.prod(s) for s in shapes) > 50_000_000:
+        return [tf.fill(s, 0.001) for s in shapes]
     rng = np.random.default_rng(seed)
     # Nonzero everywhere and of ordinary size: no denormals, no special cases.
     return [
@@ -157,15 +176,48 @@ def roofline_stepper(variables, grads):
     return lambda: step(grads)
 
 
+def _rss_gb():
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
+    except (OSError, ValueError):
+        return float("nan")
+
+
+def _run_child(args, case):
+    import json
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "result.json")
+        cmd = [
+            sys.executable, os.path.abspath(__file__), "--shapes", "huge", "--cases", case,
+            "--modes", "xla", "--reps", str(args.reps), "--sample-seconds",
+            str(args.sample_seconds), "--no-mlflow", "--child-json", out,
+        ] + (["--quick"] if args.quick else [])
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        with open(out) as f:
+            data = json.load(f)
+    return data["results"], data["roofline_samples"].get("huge", [])
+
+
 def run(args):
     shapes = shape_sets(args.quick)
     reps, target = (3, 0.08) if args.quick else (args.reps, args.sample_seconds)
     results = []  # dicts
     roofline_samples = {}  # shape -> [bytes/s]
     t_start = time.perf_counter()
-    sync_var = None
 
     for shape_name in args.shapes:
+        if shape_name == "huge" and args.child_json is None:
+            # Each case in its own process: a few GB per case, and the allocator keeps what a
+            # process once held, so one process for all of them would run out of memory.
+            for case in args.cases:
+                rows, samples = _run_child(args, case)
+                results.extend(rows)
+                roofline_samples.setdefault("huge", []).extend(samples)
+            continue
         var_shapes = shapes[shape_name]
         n_params = int(sum(np.prod(s) for s in var_shapes))
         grads = make_gradients(var_shapes)
@@ -177,6 +229,8 @@ def run(args):
             file=sys.stderr,
         )
         for case in args.cases:
+            if shape_name == "many" and case not in args.many_cases:
+                continue
             ours_factory, keras_factory, slots = CASES[case]
             for mode in modes:
                 if shape_name == "huge" and mode != "xla":
@@ -184,7 +238,8 @@ def run(args):
                 ours_vars = make_variables(var_shapes, seed=1)
                 keras_vars = make_variables(var_shapes, seed=1)
                 ours_opt, keras_opt = ours_factory(), keras_factory()
-                sync_var = ours_opt
+                ours_opt.build(ours_vars)  # eagerly: slot creation is not part of the tracing
+                keras_opt.build(keras_vars)
                 contenders = {
                     "ours": stepper(ours_opt, ours_vars, grads, mode),
                     "keras": stepper(keras_opt, keras_vars, grads, mode),
@@ -196,6 +251,7 @@ def run(args):
                     reps=reps,
                     target_s=target,
                     sync=lambda: ours_opt.iterations.numpy(),
+                    warmup=1,  # the first call traces / compiles; calibration is a second one
                 )
                 if "roofline" in timing:
                     roofline_samples.setdefault(shape_name, []).extend(
@@ -218,7 +274,7 @@ def run(args):
                 print(
                     f"  {case:13s} {mode:8s} ours {row['ours_s'] * 1e3:8.2f} ms  keras "
                     f"{row['keras_s'] * 1e3:8.2f} ms  x{row['ratio']:.2f}   "
-                    f"[{time.perf_counter() - t_start:.0f}s]",
+                    f"[{time.perf_counter() - t_start:.0f}s, rss {_rss_gb():.1f} GB]",
                     file=sys.stderr,
                 )
                 del contenders, ours_opt, keras_opt, ours_vars, keras_vars
@@ -226,6 +282,11 @@ def run(args):
         del roof, roof_vars, grads
         gc.collect()
 
+    if args.child_json is not None:
+        import json
+
+        with open(args.child_json, "w") as f:
+            json.dump({"results": results, "roofline_samples": roofline_samples}, f)
     bandwidth = {k: statistics.median(v) for k, v in roofline_samples.items()}
     for row in results:
         bw = bandwidth.get(row["shape"])
@@ -260,7 +321,11 @@ def format_table(results, bandwidth):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run (~1 minute)")
-    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated case ids")
+    parser.add_argument("--cases", default=None, help="comma-separated case ids (default all)")
+    parser.add_argument(
+        "--many-cases", default=None,
+        help=f"cases run on the `many` shape: ids or `all` (default {MANY_DEFAULT})",
+    )
     parser.add_argument("--modes", default=",".join(MODES), help="eager,function,xla")
     parser.add_argument("--shapes", default="large,many,huge", help="large,many,huge")
     parser.add_argument("--reps", type=int, default=5, help="samples per contender")
@@ -268,17 +333,25 @@ def main(argv=None):
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--experiment", default="step_throughput")
     parser.add_argument("--no-mlflow", action="store_true")
+    parser.add_argument("--child-json", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.cases is None:
+        args.cases = QUICK_CASES if args.quick else ",".join(CASES)
+    if args.many_cases is None:
+        args.many_cases = "adam" if args.quick else MANY_DEFAULT
+    if args.many_cases == "all":
+        args.many_cases = ",".join(CASES)
     args.cases = [c for c in args.cases.split(",") if c]
+    args.many_cases = [c for c in args.many_cases.split(",") if c]
     args.modes = [m for m in args.modes.split(",") if m]
     args.shapes = [s for s in args.shapes.split(",") if s]
     unknown = [c for c in args.cases if c not in CASES] + [m for m in args.modes if m not in MODES]
     if unknown:
         parser.error(f"unknown case/mode {unknown}")
-    if args.quick and args.cases == list(CASES):
-        pass  # every case, but short samples and a smaller "huge"
 
     results, bandwidth, elapsed = run(args)
+    if args.child_json is not None:
+        return
     table = format_table(results, bandwidth)
     print(table)
     print(f"({elapsed:.0f} s; load average {machine_description()['machine.loadavg']})")
@@ -300,6 +373,7 @@ def main(argv=None):
             "cases": ",".join(args.cases),
             "modes": ",".join(args.modes),
             "shapes": ",".join(args.shapes),
+            "many_cases": ",".join(args.many_cases),
             "reps": 3 if args.quick else args.reps,
             **machine_description(),
         }
