@@ -94,6 +94,7 @@ class TrainConfig:
     log_model: bool = True
     data_dir: str | None = None  # TFDS data dir; None = TFDS's default (TFDS_DATA_DIR)
     effective_lr_every: int = 0  # log kav.callbacks.AdaptiveLRLogger every N steps (0: off)
+    effective_lr_histograms: bool = True  # with it, a histogram PNG per epoch (costs CPU time)
 
 
 @dataclass
@@ -213,7 +214,9 @@ def _jsonable(value):
 def _identity(config: TrainConfig) -> dict:
     """The settings a checkpoint must share with the command that resumes it."""
     ident = dataclasses.asdict(config)
-    for key in ("checkpoint_dir", "run_name", "log_model", "effective_lr_every"):  # logging only
+    logging_only = ("checkpoint_dir", "run_name", "log_model", "effective_lr_every",
+                    "effective_lr_histograms")
+    for key in logging_only:
         ident.pop(key)
     ident["tracking_uri"] = tracking.resolve_uri(config.tracking_uri)
     return _jsonable(ident)
@@ -415,7 +418,13 @@ def _effective_lr_logger(config: TrainConfig, run_id: str) -> list:
     rates, update ratios and epoch histograms in the run), else []."""
     if config.effective_lr_every <= 0:
         return []
-    return [kav.callbacks.AdaptiveLRLogger(every_n_steps=config.effective_lr_every, run_id=run_id)]
+    return [
+        kav.callbacks.AdaptiveLRLogger(
+            every_n_steps=config.effective_lr_every,
+            run_id=run_id,
+            histogram=config.effective_lr_histograms,
+        )
+    ]
 
 
 def run(config: TrainConfig, parent_run_id: str | None = None, callbacks=()) -> TrainResult:
