@@ -67,6 +67,20 @@ def run_optimizer(optimizer, theta0, grads, mode="eager", dtype="float32"):
     return np.stack(out)
 
 
+def torch_trajectory(spec, theta0, grads):
+    """The same gradients through the row's PyTorch optimizer, in float64 (the peer reference)."""
+    import torch
+
+    param = torch.nn.Parameter(torch.tensor(theta0, dtype=torch.float64))
+    peer = spec.torch([param], spec.hyper())
+    out = [param.detach().numpy().copy()]
+    for g in grads:
+        param.grad = torch.tensor(g, dtype=torch.float64)
+        peer.step()
+        out.append(param.detach().numpy().copy())
+    return np.stack(out)
+
+
 def probe_model(theta0):
     """A model whose one weight w receives exactly the input as its gradient.
 

@@ -4,23 +4,15 @@ Usage: python -m tests.report_deviation      (a report for the issue notes, not 
 The metric is max |θ_ours − θ_ref| / (1 + |θ_ref|) over all 120 steps of the standard sequence.
 """
 
-import numpy as np
-
-from tests.conftest import MODES, gradient_sequence, initial_theta, max_deviation, run_optimizer
+from tests.conftest import (
+    MODES,
+    gradient_sequence,
+    initial_theta,
+    max_deviation,
+    run_optimizer,
+    torch_trajectory,
+)
 from tests.specs import SPECS
-
-
-def _torch_trajectory(spec, theta0, grads):
-    import torch
-
-    param = torch.nn.Parameter(torch.tensor(theta0, dtype=torch.float64))
-    peer = spec.torch([param], spec.hyper())
-    out = [param.detach().numpy().copy()]
-    for g in grads:
-        param.grad = torch.tensor(g, dtype=torch.float64)
-        peer.step()
-        out.append(param.detach().numpy().copy())
-    return np.stack(out)
 
 
 def main():
@@ -33,7 +25,7 @@ def main():
         cells = [f"{max_deviation(runs[m], expected):.1e}" for m in MODES]
         peer = "—"
         if spec.torch is not None:
-            peer = f"{max_deviation(runs['xla'], _torch_trajectory(spec, theta0, grads)):.1e}"
+            peer = f"{max_deviation(runs['xla'], torch_trajectory(spec, theta0, grads)):.1e}"
         print(f"| {spec.id} | {' | '.join(cells)} | {peer} |")
 
 

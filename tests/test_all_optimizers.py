@@ -11,6 +11,7 @@ from tests.conftest import (
     max_deviation,
     probe_model,
     run_optimizer,
+    torch_trajectory,
 )
 from tests.specs import SPECS
 
@@ -33,16 +34,10 @@ def test_matches_numpy_reference(spec, mode, theta0, grads):
 
 @pytest.mark.parametrize("spec", [s for s in SPECS if s.torch], ids=lambda s: s.id)
 def test_matches_pytorch(spec, theta0, grads):
-    torch = pytest.importorskip("torch")
-    param = torch.nn.Parameter(torch.tensor(theta0, dtype=torch.float64))
-    peer = spec.torch([param], spec.hyper())
-    expected = [param.detach().numpy().copy()]
-    for g in grads:
-        param.grad = torch.tensor(g, dtype=torch.float64)
-        peer.step()
-        expected.append(param.detach().numpy().copy())
+    pytest.importorskip("torch")
+    expected = torch_trajectory(spec, theta0, grads)
     actual = run_optimizer(spec.make(), theta0, grads, "xla")
-    assert max_deviation(actual, np.stack(expected)) < TOLERANCE
+    assert max_deviation(actual, expected) < TOLERANCE
 
 
 @pytest.mark.parametrize("spec", [s for s in SPECS if s.keras], ids=lambda s: s.id)
