@@ -114,18 +114,26 @@ def setup(tracking_uri: str | None, experiment: str) -> str:
     return experiment_id
 
 
-def log_metrics(client, run_id: str, metrics) -> None:
+def log_metrics(client, run_id: str, metrics, synchronous: bool = True) -> list:
     """Log ``metrics`` -- (key, value, step) triples -- in as few ``log_batch`` calls as possible.
 
     One ``log_metric`` call over HTTP costs tens of milliseconds; one batch of up to 1000 values
-    costs about the same, so everything goes through here.
+    costs about the same, so everything goes through here. With ``synchronous=False`` the batches
+    go through MLflow's background queue and the returned operations must be waited for
+    (``op.wait()``, which also raises a logging error); synchronous calls return [].
     """
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
     entities = [Metric(key, float(value), now, int(step)) for key, value, step in metrics]
+    operations = []
     for start in range(0, len(entities), MAX_METRICS_PER_BATCH):
-        client.log_batch(run_id, metrics=entities[start:start + MAX_METRICS_PER_BATCH])
+        op = client.log_batch(
+            run_id, metrics=entities[start:start + MAX_METRICS_PER_BATCH], synchronous=synchronous
+        )
+        if op is not None and not synchronous:
+            operations.append(op)
+    return operations
 
 
 def version_tags() -> dict[str, str]:

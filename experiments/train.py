@@ -282,6 +282,7 @@ class RunLogger(keras.callbacks.Callback):
         self.log_every = log_every
         self.state, self.checkpoints, self.logged = state, checkpoints, logged
         self.buffer = []
+        self.pending = []  # MLflow's queued log_batch operations, not yet confirmed
         self.last_flush = time.monotonic()
 
     def _add(self, key, value, step):
@@ -289,10 +290,21 @@ class RunLogger(keras.callbacks.Callback):
             self.buffer.append((key, value, step))
 
     def flush(self):
+        """Queue the buffered values (MLflow's background queue: a synchronous log_batch costs
+        10-20 ms, several percent of a short epoch; see benchmarks/tracking_overhead.py)."""
         if self.buffer:
-            tracking.log_metrics(self.client, self.run_id, self.buffer)
+            self.pending += tracking.log_metrics(
+                self.client, self.run_id, self.buffer, synchronous=False
+            )
             self.buffer = []
         self.last_flush = time.monotonic()
+
+    def wait(self):
+        """Block until every queued value is stored (raises if logging failed)."""
+        self.flush()
+        for op in self.pending:
+            op.wait()
+        self.pending = []
 
     def on_epoch_begin(self, epoch, logs=None):
         self.t0 = time.perf_counter()
@@ -338,12 +350,13 @@ class RunLogger(keras.callbacks.Callback):
                  "  ".join(f"{k} {v:.4g}" for k, v in values.items()))
         self.state["epoch"] = number
         if self.checkpoints is not None:
+            self.wait()  # a checkpoint never gets ahead of the metrics stored in its run
             self.state["model"] = self.checkpoints.save_model(self.model, number)
             self.checkpoints.write(self.state)
             self.checkpoints.prune(keep=self.state["model"])
 
     def on_train_end(self, logs=None):
-        self.flush()
+        self.wait()
 
 
 # ---- artifacts -----------------------------------------------------------------------------------
