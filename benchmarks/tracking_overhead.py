@@ -129,7 +129,7 @@ class Bench:
 
 
 MODES = {
-    "runner": "experiments.train.RunLogger as it is: a synchronous log_batch at each epoch end",
+    "runner": "experiments.train.RunLogger as it is: log_batch queued at each epoch end (MLflow async), waited for at the end",
     "async": "the same callback, its log_batch calls made with synchronous=False (MLflow's "
              "background queue; waited for at the end of the measurement)",
     "deferred": "the same callback flushing only when its buffer is older than "
@@ -197,8 +197,9 @@ def measure(bench: Bench, uri: str, reps: int, warmup: int, log_every: int,
         cls = logger_class(mode)
         loggers[mode] = cls(client, run.info.run_id, bench.data, bench.batch_size, log_every,
                             state, None, {})
-        if mode == "deferred":  # one fit per epoch here: do not flush at each fit's end
-            loggers[mode].on_train_end = lambda logs=None: None
+        # One fit per epoch here, standing for one long fit: the end-of-training flush (and the
+        # runner's wait for its queued batches) happens once, after the measurement.
+        loggers[mode].on_train_end = lambda logs=None: None
         runs[mode] = run.info.run_id
 
     contenders = ["plain", *modes]
@@ -218,6 +219,8 @@ def measure(bench: Bench, uri: str, reps: int, warmup: int, log_every: int,
         logger = loggers[mode]
         if hasattr(logger, "finish"):
             logger.finish()
+        elif hasattr(logger, "wait"):
+            logger.wait()
         else:
             logger.flush()
         client.set_terminated(runs[mode])
