@@ -10,7 +10,8 @@ rate (``kav.names()``, so optimizers added later are included) plus Keras' built
 (``keras_adam``) as a control, over 3 seeds, 10 epochs each. Each run costs about 5 s of CPU
 (~1.3 s first epoch with tracing, ~0.1 s per further epoch, the rest MLflow and the runner's
 per-run artifacts): with 7 optimizers (24 runs) about 2 minutes on 2 idle cores; with 13 (42 runs)
-4m47s of CPU, 7m29s wall on a 2-core machine loaded about 3x by other work.
+4m09s for the runs (4m30s wall with TFDS preparation) on a quiet 2-core machine, 7m29s
+wall on one loaded about 3x by other work.
 
 MLflow layout (experiment ``kav-compare`` unless ``--experiment``): one parent run whose params say
 what was compared (workload, optimizers, seeds, epochs, batch size, each optimizer's learning rate
