@@ -94,13 +94,13 @@ class KavOptimizer(keras.optimizers.Optimizer):
         """t, the number of this update counting from 1, as float32."""
         return ops.cast(self.iterations + 1, "float32")
 
-    def _bias_correction(self, beta, variable):
-        """1 − beta**t, computed in float32 (exact for any t) and cast to the variable's dtype."""
-        return ops.cast(1.0 - ops.power(ops.cast(beta, "float32"), self._step()), variable.dtype)
+    def _beta_power(self, beta, step=None):
+        """beta**t in float32; t is this update's step (`_step`) unless ``step`` is given."""
+        return ops.power(ops.cast(beta, "float32"), self._step() if step is None else step)
 
-    def _beta_power(self, beta):
-        """beta**t for this update, in float32 (as `_bias_correction` computes it)."""
-        return ops.power(ops.cast(beta, "float32"), self._step())
+    def _bias_correction(self, beta, variable, step=None):
+        """1 − beta**t, computed in float32 (exact for any t) and cast to the variable's dtype."""
+        return ops.cast(1.0 - self._beta_power(beta, step), variable.dtype)
 
     @staticmethod
     def _fused_for(variable):
@@ -157,9 +157,7 @@ class KavOptimizer(keras.optimizers.Optimizer):
 
     def _bias_correction_now(self, beta, variable):
         """1 − beta**t for the last step taken, t = ``iterations``: for the effective rates."""
-        return ops.cast(
-            1.0 - ops.power(ops.cast(beta, "float32"), self._last_step()), variable.dtype
-        )
+        return self._bias_correction(beta, variable, self._last_step())
 
     def _given_gradient(self, gradient, variable):
         """The dense ``gradient`` an effective step needs, or a clear error if it is missing."""
