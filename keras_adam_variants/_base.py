@@ -6,7 +6,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_adam_variants._validation import check_learning_rate, check_non_negative
+from keras_adam_variants._validation import (
+    check_base_arguments,
+    check_gradient,
+    check_learning_rate,
+    check_variable,
+)
 
 # Keyword arguments every optimizer passes on to ``keras.optimizers.Optimizer``.
 BASE_ARGUMENTS = (
@@ -27,6 +32,17 @@ BASE_ARGUMENTS_DOC = """
     `weight_decay` (decoupled: θ ← θ − lr·weight_decay·θ before the update, as PyTorch's AdamW),
     `clipnorm`, `clipvalue`, `global_clipnorm`, `use_ema`, `ema_momentum`,
     `ema_overwrite_frequency`, `loss_scale_factor`, `gradient_accumulation_steps` and `name`.
+
+    Bad input (stricter than Keras; `keras_adam_variants._validation`): every argument is
+    checked at construction and a bad one raises ValueError("Argument `x` must be <range>;
+    received x=<value>"). Numbers are real numbers (NumPy scalars and Fractions are stored as
+    Python floats; bool, str and complex are refused) and are checked as float32 holds them:
+    the learning rate, `clipnorm`, `clipvalue`, `global_clipnorm` and `loss_scale_factor` must be
+    finite normal float32 numbers > 0, decay rates must stay below 1 in float32. ε must be at
+    least 1e-30: ε = 0 would make the step of a coordinate whose gradients have all been 0 the
+    NaN 0/0 (and in float16 variables ε must not round to 0: checked when the optimizer is
+    built). `build` refuses variables that are not floating point; `apply` refuses a gradient
+    whose static shape differs from its variable's, in eager mode, `tf.function` and XLA.
 """
 
 
@@ -49,11 +65,7 @@ class KavOptimizer(keras.optimizers.Optimizer):
                 f"allowed arguments are: {', '.join(allowed)}."
             )
         learning_rate = check_learning_rate(learning_rate)
-        if not callable(learning_rate):
-            learning_rate = float(learning_rate)
-        if kwargs.get("weight_decay") is not None:
-            check_non_negative("weight_decay", kwargs["weight_decay"])
-        super().__init__(learning_rate=learning_rate, **kwargs)
+        super().__init__(learning_rate=learning_rate, **check_base_arguments(kwargs))
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -72,6 +84,44 @@ class KavOptimizer(keras.optimizers.Optimizer):
             config["learning_rate"] = float(str(np.float32(config["learning_rate"])))
         config.update({name: getattr(self, name) for name in self._HYPERPARAMETERS})
         return config
+
+    # -- checks at the step: the variables at build time, the gradients at every apply ----------
+
+    def build(self, var_list):
+        """Refuse variables this optimizer cannot update, then build as Keras does.
+
+        Raises ValueError for a variable that is not floating point (an int32 variable would
+        get a NaN step cast to an integer), or whose dtype rounds ε to 0 (`_denominator_floors`).
+        """
+        floors = self._denominator_floors()
+        for variable in var_list:
+            check_variable(type(self).__name__, variable, floors)
+        super().build(var_list)
+
+    def _denominator_floors(self):
+        """{argument: value} keeping the update's denominators > 0; one must be nonzero in a
+        variable's dtype. ε for every optimizer that has one (Adagrad adds its accumulator)."""
+        return {"epsilon": self.epsilon} if hasattr(self, "epsilon") else {}
+
+    def apply(self, grads, trainable_variables=None):
+        """Keras' ``apply``, after checking each gradient's static shape against its variable's.
+
+        Raises ValueError for a gradient whose shape differs from its variable's (Keras would
+        broadcast a shape-(1,) gradient over any variable in some optimizers) and for a complex
+        gradient. Shapes are checked when traced, so this costs nothing per step in a
+        ``tf.function`` or under XLA; sizes unknown at trace time are not checked.
+        """
+        grads = list(grads)
+        if trainable_variables is not None:
+            trainable_variables = list(trainable_variables)
+            variables = trainable_variables
+        else:
+            variables = self._trainable_variables if self.built else []
+        floors = self._denominator_floors()
+        for gradient, variable in zip(grads, variables):
+            check_variable(type(self).__name__, variable, floors)  # first: a complex variable
+            check_gradient(type(self).__name__, gradient, variable)
+        return super().apply(grads, trainable_variables)
 
     # -- helpers for update_step -------------------------------------------------------------
 

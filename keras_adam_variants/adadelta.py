@@ -4,7 +4,7 @@ from keras import ops
 
 from keras_adam_variants._base import KavOptimizer
 from keras_adam_variants._registry import register
-from keras_adam_variants._validation import check_non_negative, check_range
+from keras_adam_variants._validation import check_epsilon, check_range
 
 
 @register
@@ -29,7 +29,8 @@ class Adadelta(KavOptimizer):
         learning_rate: a float > 0, a `keras.optimizers.schedules.LearningRateSchedule` or a
             callable with no arguments returning the rate. Defaults to 1.0.
         rho: decay rate ρ of both averages, in [0, 1). Defaults to 0.95.
-        epsilon: ε ≥ 0, inside both roots. Defaults to 1e-6.
+        epsilon: ε ≥ 1e-30 (0 is refused: see "Bad input" below), inside both roots.
+            Defaults to 1e-6.
     {{base_arguments}}
 
     Reference: M. D. Zeiler, "ADADELTA: An Adaptive Learning Rate Method", 2012,
@@ -41,7 +42,7 @@ class Adadelta(KavOptimizer):
     def __init__(self, learning_rate=1.0, rho=0.95, epsilon=1e-6, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.rho = check_range("rho", rho, 0, 1)
-        self.epsilon = check_non_negative("epsilon", epsilon)
+        self.epsilon = check_epsilon(epsilon)
 
     def build(self, var_list):
         if self.built:

@@ -4,7 +4,7 @@ from keras import initializers, ops
 
 from keras_adam_variants._base import KavOptimizer
 from keras_adam_variants._registry import register
-from keras_adam_variants._validation import check_non_negative
+from keras_adam_variants._validation import FLOAT32_TINY, check_epsilon, check_non_negative
 
 
 @register
@@ -27,7 +27,8 @@ class Adagrad(KavOptimizer):
         learning_rate: a float > 0, a `keras.optimizers.schedules.LearningRateSchedule` or a
             callable with no arguments returning the rate. Defaults to 0.01.
         initial_accumulator_value: G's starting value, ≥ 0. Defaults to 0.0 (the seed).
-        epsilon: ε ≥ 0, added to √G. Defaults to 1e-10.
+        epsilon: ε ≥ 1e-30, or 0 when initial_accumulator_value > 0 (G never falls below it,
+            so √G + ε stays > 0; see "Bad input" below). Added to √G. Defaults to 1e-10.
     {{base_arguments}}
 
     Reference: J. Duchi, E. Hazan and Y. Singer, "Adaptive Subgradient Methods for Online Learning
@@ -41,7 +42,16 @@ class Adagrad(KavOptimizer):
         self.initial_accumulator_value = check_non_negative(
             "initial_accumulator_value", initial_accumulator_value
         )
-        self.epsilon = check_non_negative("epsilon", epsilon)
+        # G never falls below its start, so a positive start keeps √G + ε > 0 even with ε = 0.
+        self.epsilon = check_epsilon(
+            epsilon, zero_allowed=self.initial_accumulator_value >= FLOAT32_TINY
+        )
+
+    def _denominator_floors(self):
+        return {
+            "epsilon": self.epsilon,
+            "initial_accumulator_value": self.initial_accumulator_value,
+        }
 
     def build(self, var_list):
         if self.built:

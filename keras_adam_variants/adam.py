@@ -4,7 +4,7 @@ from keras import ops
 
 from keras_adam_variants._base import KavOptimizer
 from keras_adam_variants._registry import register
-from keras_adam_variants._validation import check_non_negative, check_range
+from keras_adam_variants._validation import check_epsilon, check_range
 
 
 @register
@@ -34,7 +34,7 @@ class Adam(KavOptimizer):
             callable with no arguments returning the rate. Defaults to 0.001.
         beta_1: decay rate of the first-moment average, in [0, 1). Defaults to 0.9.
         beta_2: decay rate of the second-moment average, in [0, 1). Defaults to 0.999.
-        epsilon: ε ≥ 0, added to √v̂. Defaults to 1e-8.
+        epsilon: ε ≥ 1e-30 (0 is refused: see "Bad input" below), added to √v̂. Defaults to 1e-8.
     {{base_arguments}}
 
     Reference: D. P. Kingma and J. Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015,
@@ -47,7 +47,7 @@ class Adam(KavOptimizer):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.beta_1 = check_range("beta_1", beta_1, 0, 1)
         self.beta_2 = check_range("beta_2", beta_2, 0, 1)
-        self.epsilon = check_non_negative("epsilon", epsilon)
+        self.epsilon = check_epsilon(epsilon)
 
     def build(self, var_list):
         if self.built:

@@ -1,7 +1,6 @@
 """AdamW (Loshchilov & Hutter, 2019): our Adam with decoupled weight decay on by default."""
 
 from keras_adam_variants._registry import register
-from keras_adam_variants._validation import check_non_negative
 from keras_adam_variants.adam import Adam
 
 
@@ -36,7 +35,7 @@ class AdamW(Adam):
             callable with no arguments returning the rate. Defaults to 0.001.
         beta_1: decay rate of the first-moment average, in [0, 1). Defaults to 0.9.
         beta_2: decay rate of the second-moment average, in [0, 1). Defaults to 0.999.
-        epsilon: ε ≥ 0, added to √v̂. Defaults to 1e-8.
+        epsilon: ε ≥ 1e-30 (0 is refused: see "Bad input" below), added to √v̂. Defaults to 1e-8.
         weight_decay: λ ≥ 0, the decoupled decay rate. Defaults to 0.01 (PyTorch's default).
     {{base_arguments}}
 
@@ -60,6 +59,6 @@ class AdamW(Adam):
             beta_1=beta_1,
             beta_2=beta_2,
             epsilon=epsilon,
-            weight_decay=check_non_negative("weight_decay", weight_decay),
+            weight_decay=weight_decay,
             **kwargs,
         )

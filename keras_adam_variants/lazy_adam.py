@@ -49,7 +49,7 @@ class LazyAdam(Adam):
             callable with no arguments returning the rate. Defaults to 0.001.
         beta_1: decay rate of the first-moment average, in [0, 1). Defaults to 0.9.
         beta_2: decay rate of the second-moment average, in [0, 1). Defaults to 0.999.
-        epsilon: ε ≥ 0, added to √v̂. Defaults to 1e-8.
+        epsilon: ε ≥ 1e-30 (0 is refused: see "Bad input" below), added to √v̂. Defaults to 1e-8.
     {{base_arguments}}
 
     Reference: D. P. Kingma and J. Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015;

@@ -6,7 +6,7 @@ from keras import ops
 
 from keras_adam_variants._base import KavOptimizer
 from keras_adam_variants._registry import register
-from keras_adam_variants._validation import check_non_negative, check_range
+from keras_adam_variants._validation import check_epsilon, check_radam_beta_2, check_range
 
 
 @register
@@ -43,8 +43,9 @@ class RAdam(KavOptimizer):
         learning_rate: a float > 0, a `keras.optimizers.schedules.LearningRateSchedule` or a
             callable with no arguments returning the rate. Defaults to 0.001.
         beta_1: decay rate of the first-moment average, in [0, 1). Defaults to 0.9.
-        beta_2: decay rate of the second-moment average, in [0, 1). Defaults to 0.999.
-        epsilon: ε ≥ 0, added to √v. Defaults to 1e-8.
+        beta_2: decay rate of the second-moment average, in (2/3, 1): ρ∞ = 2/(1 − β2) − 1 must
+            exceed 5, or the rectified step is never taken. Defaults to 0.999.
+        epsilon: ε ≥ 1e-30 (0 is refused: see "Bad input" below), added to √v. Defaults to 1e-8.
     {{base_arguments}}
 
     Reference: L. Liu, H. Jiang, P. He, W. Chen, X. Liu, J. Gao and J. Han, "On the Variance of
@@ -56,8 +57,8 @@ class RAdam(KavOptimizer):
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, **kwargs):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.beta_1 = check_range("beta_1", beta_1, 0, 1)
-        self.beta_2 = check_range("beta_2", beta_2, 0, 1)
-        self.epsilon = check_non_negative("epsilon", epsilon)
+        self.beta_2 = check_radam_beta_2(beta_2)
+        self.epsilon = check_epsilon(epsilon)
 
     def build(self, var_list):
         if self.built:
@@ -67,6 +68,11 @@ class RAdam(KavOptimizer):
 
     def _rectified_rate(self, v, t, variable):
         """(whether ρ_t > 5, r_t·√(1 − β2^t)/(√v + ε)) for step t (a float32 scalar tensor)."""
+        rectified, scale = self._rectification(t, variable)
+        return rectified, ops.divide(scale, ops.add(ops.sqrt(v), self.epsilon))
+
+    def _rectification(self, t, variable):
+        """(whether ρ_t > 5, r_t·√(1 − β2^t) in the variable's dtype) for step t."""
         # β2^t = exp(t·log β2) with log β2 in Python's double: casting β2 through float32 would
         # move ρ_t by ~0.02 at t = 40.
         t = ops.cast(t, "float64")
@@ -80,8 +86,7 @@ class RAdam(KavOptimizer):
             (rho_safe - 4.0) * (rho_safe - 2.0) * rho_inf
             / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_safe)
         )
-        scale = ops.cast(r_t * ops.sqrt(1.0 - beta_2_power), variable.dtype)
-        return rectified, ops.divide(scale, ops.add(ops.sqrt(v), self.epsilon))
+        return rectified, ops.cast(r_t * ops.sqrt(1.0 - beta_2_power), variable.dtype)
 
     def update_step(self, gradient, variable, learning_rate):
         g = self._dense(gradient, variable)
@@ -90,10 +95,11 @@ class RAdam(KavOptimizer):
         self._assign_average(m, g, self.beta_1)
         self._assign_average(v, ops.square(g), self.beta_2)
         m_hat = ops.divide(m, self._bias_correction(self.beta_1, variable))
-        rectified, adaptive = self._rectified_rate(v, self._step(), variable)
-        self.assign_sub(
-            variable, ops.multiply(lr, ops.where(rectified, ops.multiply(adaptive, m_hat), m_hat))
-        )
+        rectified, scale = self._rectification(self._step(), variable)
+        # The numerator first: scale/(√v + ε) alone can overflow float16 where v = 0 (then
+        # inf·0 = NaN); scale·m̂/(√v + ε) is 0 there.
+        adaptive_step = ops.divide(ops.multiply(scale, m_hat), ops.add(ops.sqrt(v), self.epsilon))
+        self.assign_sub(variable, ops.multiply(lr, ops.where(rectified, adaptive_step, m_hat)))
 
     def _effective_learning_rate(self, variable, lr):
         rectified, adaptive = self._rectified_rate(

@@ -4,7 +4,7 @@ from keras import ops
 
 from keras_adam_variants._base import KavOptimizer
 from keras_adam_variants._registry import register
-from keras_adam_variants._validation import check_bool, check_non_negative, check_range
+from keras_adam_variants._validation import check_bool, check_epsilon, check_range
 
 
 @register
@@ -34,7 +34,8 @@ class RMSprop(KavOptimizer):
         learning_rate: a float > 0, a `keras.optimizers.schedules.LearningRateSchedule` or a
             callable with no arguments returning the rate. Defaults to 0.001.
         rho: decay rate ρ of the squared-gradient average, in [0, 1). Defaults to 0.9.
-        epsilon: ε ≥ 0, added to the root. Defaults to 1e-8.
+        epsilon: ε ≥ 1e-30 (0 is refused: see "Bad input" below), added to the root.
+            Defaults to 1e-8.
         momentum: μ in [0, 1). Defaults to 0.0 (no momentum buffer).
         centered: bool, normalize by the estimated variance instead of the second moment.
             Defaults to False.
@@ -52,7 +53,7 @@ class RMSprop(KavOptimizer):
     ):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.rho = check_range("rho", rho, 0, 1)
-        self.epsilon = check_non_negative("epsilon", epsilon)
+        self.epsilon = check_epsilon(epsilon)
         self.momentum = check_range("momentum", momentum, 0, 1)
         self.centered = check_bool("centered", centered)
 

@@ -4,7 +4,7 @@ from keras import initializers, ops
 
 from keras_adam_variants._base import KavOptimizer
 from keras_adam_variants._registry import register
-from keras_adam_variants._validation import check_non_negative, check_range
+from keras_adam_variants._validation import check_epsilon, check_non_negative, check_range
 
 
 @register
@@ -31,7 +31,7 @@ class Yogi(KavOptimizer):
             callable with no arguments returning the rate. Defaults to 0.01.
         beta_1: decay rate of the first-moment average, in [0, 1). Defaults to 0.9.
         beta_2: β2 in [0, 1); 1 − β2 bounds the relative change of v. Defaults to 0.999.
-        epsilon: ε ≥ 0, added to √v. Defaults to 1e-3.
+        epsilon: ε ≥ 1e-30 (0 is refused: see "Bad input" below), added to √v. Defaults to 1e-3.
         initial_accumulator_value: v_0 ≥ 0. Defaults to 1e-6.
     {{base_arguments}}
 
@@ -53,7 +53,7 @@ class Yogi(KavOptimizer):
         super().__init__(learning_rate=learning_rate, **kwargs)
         self.beta_1 = check_range("beta_1", beta_1, 0, 1)
         self.beta_2 = check_range("beta_2", beta_2, 0, 1)
-        self.epsilon = check_non_negative("epsilon", epsilon)
+        self.epsilon = check_epsilon(epsilon)
         self.initial_accumulator_value = check_non_negative(
             "initial_accumulator_value", initial_accumulator_value
         )
