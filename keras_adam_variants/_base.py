@@ -106,9 +106,9 @@ class KavOptimizer(keras.optimizers.Optimizer):
     def apply(self, grads, trainable_variables=None):
         """Keras' ``apply``, after checking each gradient's static shape against its variable's.
 
-        Raises ValueError for a gradient whose shape differs from its variable's (Keras would
-        broadcast a shape-(1,) gradient over any variable in some optimizers) and for a complex
-        gradient. Shapes are checked when traced, so this costs nothing per step in a
+        Raises ValueError for a gradient whose shape differs from its variable's (several
+        update rules would otherwise broadcast a shape-(1,) gradient over the whole variable)
+        and for a complex gradient. Shapes are checked when traced, so this costs nothing per step in a
         ``tf.function`` or under XLA; sizes unknown at trace time are not checked.
         """
         grads = list(grads)
@@ -117,9 +117,11 @@ class KavOptimizer(keras.optimizers.Optimizer):
             variables = trainable_variables
         else:
             variables = self._trainable_variables if self.built else []
-        floors = self._denominator_floors()
+        if not self.built:  # the variables first (`build` checks them too): a complex variable
+            floors = self._denominator_floors()  # is named as such, not by its gradient
+            for variable in variables:
+                check_variable(type(self).__name__, variable, floors)
         for gradient, variable in zip(grads, variables):
-            check_variable(type(self).__name__, variable, floors)  # first: a complex variable
             check_gradient(type(self).__name__, gradient, variable)
         return super().apply(grads, trainable_variables)
 
