@@ -226,7 +226,10 @@ def _builder(spec: DatasetSpec, data_dir: str | None):
 def _text_preprocess(train: tf.data.Dataset):
     import keras
 
-    vectorizer = keras.layers.TextVectorization(max_tokens=VOCAB_SIZE, output_mode="multi_hot")
+    # pad_to_max_tokens: always VOCAB_SIZE wide, as input_shape says, even when the training
+    # reviews hold fewer distinct words (without it the width is the vocabulary's size).
+    vectorizer = keras.layers.TextVectorization(max_tokens=VOCAB_SIZE, output_mode="multi_hot",
+                                                pad_to_max_tokens=True)
     vectorizer.adapt(train.map(lambda x, y: x).batch(1024))
 
     def preprocess(x):
