@@ -6,7 +6,8 @@ per second by ``keras_adam_variants`` and by its Keras counterpart, interleaved 
 (ours, Keras, then Keras, ours, …: each round times the two back to back, and the figure that
 counts is the median over rounds of each round's paired ratio Keras time / ours time, with its
 interquartile range; a slow drift or a burst of load from other processes hits both sides of a
-pair alike), in three modes:
+pair alike; half the rounds allocate our variables and slots first, half Keras', because the side
+allocated second ran 3-12% faster in A/A runs), in three modes:
 
 * ``eager``     -- ``optimizer.apply_gradients`` called eagerly;
 * ``function``  -- inside ``tf.function``;
@@ -94,6 +95,7 @@ CASES = {
     ),
 }
 MODES = ("eager", "function", "xla")
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def bytes_per_param(slots):
@@ -187,14 +189,17 @@ def roofline_stepper(variables, grads):
     return lambda: step(grads)
 
 
-def paired(ours, keras_step, roofline=None, reps=5, target_s=0.15, sync=None, warmup=1):
+def paired(ours, keras_step, roofline=None, reps=5, target_s=0.15, sync=None, warmup=1,
+           clock=time.perf_counter):
     """Time ``ours`` against ``keras_step`` in ``reps`` rounds of back-to-back samples.
 
     Each zero-argument callable (one step) is first called ``warmup`` times (tracing, XLA
     compilation), then calibrated to about ``target_s`` seconds per sample. Round r samples
     ours then Keras (Keras then ours in odd rounds), then the roofline kernel if given, so each
     pair is measured under the same load. ``sync()`` is called after each sample, inside the
-    timing. Returns ``{name: [seconds per call, one per round]}`` and ``"ratio"``: each round's
+    timing. ``clock`` reads the time: wall time (``time.perf_counter``) or the process's CPU
+    time (``time.process_time``, all threads: on a machine shared with other processes it leaves
+    out the time spent waiting for a core). Returns ``{name: [seconds per call, one per round]}`` and ``"ratio"``: each round's
     Keras time / ours time (> 1: ours faster).
     """
     contenders = {"ours": ours, "keras": keras_step}
@@ -210,12 +215,12 @@ def paired(ours, keras_step, roofline=None, reps=5, target_s=0.15, sync=None, wa
 
     def sample(name):
         fn, n = contenders[name], calls[name]
-        start = time.perf_counter()
+        start = clock()
         for _ in range(n):
             fn()
         if sync:
             sync()
-        samples[name].append((time.perf_counter() - start) / n)
+        samples[name].append((clock() - start) / n)
 
     for rep in range(reps):
         for name in (("ours", "keras") if rep % 2 == 0 else ("keras", "ours")):
@@ -224,6 +229,27 @@ def paired(ours, keras_step, roofline=None, reps=5, target_s=0.15, sync=None, wa
             sample("roofline")
     samples["ratio"] = [k / o for k, o in zip(samples["keras"], samples["ours"])]
     return samples
+
+
+def _time_pair(ours_factory, keras_factory, var_shapes, grads, mode, roof, reps, target,
+               ours_first, clock):
+    """`paired` timing of fresh optimizers on fresh variables, ours built first or second."""
+    sides = {}
+    for side in (("ours", "keras") if ours_first else ("keras", "ours")):
+        variables = make_variables(var_shapes, seed=1)
+        optimizer = (ours_factory if side == "ours" else keras_factory)()
+        optimizer.build(variables)  # eagerly: slot creation is not part of the tracing
+        sides[side] = (optimizer, stepper(optimizer, variables, grads, mode))
+    (ours_opt, ours_step), (keras_opt, keras_step) = sides["ours"], sides["keras"]
+    timing = paired(
+        ours_step, keras_step, roof, reps=reps, target_s=target,
+        sync=lambda: (ours_opt.iterations.numpy(), keras_opt.iterations.numpy()),
+        warmup=1,  # the first call traces / compiles; calibration is a second one
+        clock=CLOCKS[clock],
+    )
+    del sides, ours_step, keras_step, ours_opt, keras_opt
+    gc.collect()
+    return timing
 
 
 def quartiles(values):
@@ -251,7 +277,7 @@ def _run_child(args, case):
         out = os.path.join(tmp, "result.json")
         cmd = [
             sys.executable, os.path.abspath(__file__), "--shapes", "huge", "--cases", case,
-            "--modes", "xla", "--reps", str(args.reps), "--sample-seconds",
+            "--modes", "xla", "--reps", str(args.reps), "--clock", args.clock, "--sample-seconds",
             str(args.sample_seconds), "--no-mlflow", "--child-json", out,
         ] + (["--quick"] if args.quick else [])
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -293,20 +319,20 @@ def run(args):
             for mode in modes:
                 if shape_name == "huge" and mode != "xla":
                     continue
-                ours_vars = make_variables(var_shapes, seed=1)
-                keras_vars = make_variables(var_shapes, seed=1)
-                ours_opt, keras_opt = ours_factory(), keras_factory()
-                ours_opt.build(ours_vars)  # eagerly: slot creation is not part of the tracing
-                keras_opt.build(keras_vars)
-                ours_step = stepper(ours_opt, ours_vars, grads, mode)
-                keras_step = stepper(keras_opt, keras_vars, grads, mode)
-                timing = paired(
-                    ours_step, keras_step, roof if mode == "xla" else None,
-                    reps=reps, target_s=target,
-                    sync=lambda: (ours_opt.iterations.numpy(), keras_opt.iterations.numpy()),
-                    warmup=1,  # the first call traces / compiles; calibration is a second one
-                )
-                if "roofline" in timing:
+                # The side whose variables and slots are allocated second ran 3-12% faster in
+                # A/A runs here (the same optimizer on both sides): half the rounds build ours
+                # first, half Keras' first, and the paired ratios of both halves are pooled.
+                timing = {"ours": [], "keras": [], "ratio": [], "roofline": []}
+                for half, ours_first in ((0, True), (1, False)):
+                    half_reps = (reps + 1 - half) // 2
+                    if half_reps == 0:
+                        continue
+                    part = _time_pair(ours_factory, keras_factory, var_shapes, grads, mode,
+                                      roof if mode == "xla" else None, half_reps, target,
+                                      ours_first, args.clock)
+                    for key, values in part.items():
+                        timing[key].extend(values)
+                if timing["roofline"]:
                     roofline_samples.setdefault(shape_name, []).extend(
                         12 * n_params / s for s in timing["roofline"]
                     )
@@ -335,8 +361,6 @@ def run(args):
                     f"[{time.perf_counter() - t_start:.0f}s, rss {_rss_gb():.1f} GB]",
                     file=sys.stderr,
                 )
-                del ours_step, keras_step, ours_opt, keras_opt, ours_vars, keras_vars
-                gc.collect()
         del roof, roof_vars, grads
         gc.collect()
 
@@ -390,6 +414,11 @@ def main(argv=None):
     parser.add_argument("--shapes", default="large,many,huge", help="large,many,huge")
     parser.add_argument("--reps", type=int, default=5, help="samples per contender")
     parser.add_argument("--sample-seconds", type=float, default=0.15, help="length of a sample")
+    parser.add_argument(
+        "--clock", choices=sorted(CLOCKS), default="wall",
+        help="wall time (default), or the process's CPU time over all its threads: steadier on "
+             "a machine other processes load (it leaves out the waits for a core)",
+    )
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--experiment", default="step_throughput")
     parser.add_argument("--no-mlflow", action="store_true")
@@ -437,6 +466,7 @@ def main(argv=None):
             "shapes": ",".join(args.shapes),
             "many_cases": ",".join(args.many_cases),
             "reps": 3 if args.quick else args.reps,
+            "clock": args.clock,
             **machine_description(),
         }
         run_id = log_run(
