@@ -199,8 +199,8 @@ def paired(ours, keras_step, roofline=None, reps=5, target_s=0.15, sync=None, wa
     pair is measured under the same load. ``sync()`` is called after each sample, inside the
     timing. ``clock`` reads the time: wall time (``time.perf_counter``) or the process's CPU
     time (``time.process_time``, all threads: on a machine shared with other processes it leaves
-    out the time spent waiting for a core). Returns ``{name: [seconds per call, one per round]}`` and ``"ratio"``: each round's
-    Keras time / ours time (> 1: ours faster).
+    out the time spent waiting for a core). Returns ``{name: [seconds per call, one per
+    round]}`` and ``"ratio"``: each round's Keras time / ours time (> 1: ours faster).
     """
     contenders = {"ours": ours, "keras": keras_step}
     if roofline is not None:

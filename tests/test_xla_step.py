@@ -63,9 +63,10 @@ def step_cost(hlo):
     bodies = {m.group(1): m.group(0) for m in re.finditer(r"\n(%\S+) \(.*?\n\}", hlo, re.S)}
     arrays = set(re.findall(r"%(\S+) = " + array, entry))
     loops = moved = costly = 0
-    for m in re.finditer(r"%\S+ = " + array + r"\{1,0\} fusion\((.*?)\), kind=\w+, calls=(%[^,\s]+)",
-                         entry):
-        operands = [a.strip().lstrip("%") for a in m.group(1).split(",")]
+    fusion = r"%\S+ = " + array + r"\{1,0\} fusion\((.*?)\), kind=\w+, calls=(%[^,\s]+)"
+    for m in re.finditer(fusion, entry):
+        operands = [re.sub(r"/\*.*?\*/", "", a).strip().lstrip("%")  # "/*index=5*/%arg2"
+                    for a in m.group(1).split(",")]
         loops += 1
         moved += 4 * (1 + sum(a in arrays for a in operands))  # reads + the one write
         body = bodies[m.group(2)]
