@@ -3,7 +3,11 @@
 An optimizer step reads and writes every parameter and slot once: it is memory-bound. This
 benchmark measures, for each optimizer (and the option sets that add slots), parameters updated
 per second by ``keras_adam_variants`` and by its Keras counterpart, interleaved in one process
-(A B B A …, medians after warm-up), in three modes:
+(ours, Keras, then Keras, ours, …: each round times the two back to back, and the figure that
+counts is the median over rounds of each round's paired ratio Keras time / ours time, with its
+interquartile range; a slow drift or a burst of load from other processes hits both sides of a
+pair alike; half the rounds allocate our variables and slots first, half Keras', because the side
+allocated second ran 3-12% faster in A/A runs), in three modes:
 
 * ``eager``     -- ``optimizer.apply_gradients`` called eagerly;
 * ``function``  -- inside ``tf.function``;
@@ -24,6 +28,8 @@ Usage::
     python benchmarks/step_throughput.py --quick    # smoke run, ~1-2 minutes
     python benchmarks/step_throughput.py --many-cases all   # every case on `many` too (+8 min)
     python benchmarks/step_throughput.py --cases adam,sgd --modes xla --shapes large,huge
+    python benchmarks/step_throughput.py --optimizers adam,amsgrad_bc,adamax --modes xla \
+        --shapes large --reps 15 --no-mlflow     # the XLA step against Keras, 8 x 1M float32
 
 Prints a markdown table and logs the same figures to MLflow as one run (experiment
 ``step_throughput``; ``--tracking-uri``, default ``sqlite:///<cwd>/mlruns/mlflow.db``;
@@ -40,7 +46,7 @@ import sys
 import time
 
 import _common  # noqa: F401  (sets the environment and sys.path first)
-from _common import interleaved, log_run, machine_description, markdown_table
+from _common import calibrate, log_run, machine_description, markdown_table
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -70,6 +76,12 @@ CASES = {
     "adagrad": (lambda: kav.Adagrad(), lambda: keras.optimizers.Adagrad(), 1),  # G
     "adadelta": (lambda: kav.Adadelta(), lambda: keras.optimizers.Adadelta(), 2),  # E[g²], E[Δ²]
     "adamax": (lambda: kav.Adamax(), lambda: keras.optimizers.Adamax(), 2),  # m, u
+    "adamw": (  # m, v; both decay θ by lr·0.01·θ first (Keras' default weight_decay is 0.004)
+        lambda: kav.AdamW(weight_decay=0.01),
+        lambda: keras.optimizers.AdamW(weight_decay=0.01),
+        2,
+    ),
+    "nadam": (lambda: kav.Nadam(), lambda: keras.optimizers.Nadam(), 2),  # m, v (+ a scalar)
     "sgd": (lambda: kav.SGD(), lambda: keras.optimizers.SGD(), 0),
     "sgd_momentum": (
         lambda: kav.SGD(momentum=0.9),
@@ -83,6 +95,7 @@ CASES = {
     ),
 }
 MODES = ("eager", "function", "xla")
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def bytes_per_param(slots):
@@ -176,6 +189,77 @@ def roofline_stepper(variables, grads):
     return lambda: step(grads)
 
 
+def paired(ours, keras_step, roofline=None, reps=5, target_s=0.15, sync=None, warmup=1,
+           clock=time.perf_counter):
+    """Time ``ours`` against ``keras_step`` in ``reps`` rounds of back-to-back samples.
+
+    Each zero-argument callable (one step) is first called ``warmup`` times (tracing, XLA
+    compilation), then calibrated to about ``target_s`` seconds per sample. Round r samples
+    ours then Keras (Keras then ours in odd rounds), then the roofline kernel if given, so each
+    pair is measured under the same load. ``sync()`` is called after each sample, inside the
+    timing. ``clock`` reads the time: wall time (``time.perf_counter``) or the process's CPU
+    time (``time.process_time``, all threads: on a machine shared with other processes it leaves
+    out the time spent waiting for a core). Returns ``{name: [seconds per call, one per
+    round]}`` and ``"ratio"``: each round's Keras time / ours time (> 1: ours faster).
+    """
+    contenders = {"ours": ours, "keras": keras_step}
+    if roofline is not None:
+        contenders["roofline"] = roofline
+    for fn in contenders.values():
+        for _ in range(warmup):
+            fn()
+        if sync:
+            sync()
+    calls = {name: calibrate(fn, target_s) for name, fn in contenders.items()}
+    samples = {name: [] for name in contenders}
+
+    def sample(name):
+        fn, n = contenders[name], calls[name]
+        start = clock()
+        for _ in range(n):
+            fn()
+        if sync:
+            sync()
+        samples[name].append((clock() - start) / n)
+
+    for rep in range(reps):
+        for name in (("ours", "keras") if rep % 2 == 0 else ("keras", "ours")):
+            sample(name)
+        if roofline is not None:
+            sample("roofline")
+    samples["ratio"] = [k / o for k, o in zip(samples["keras"], samples["ours"])]
+    return samples
+
+
+def _time_pair(ours_factory, keras_factory, var_shapes, grads, mode, roof, reps, target,
+               ours_first, clock):
+    """`paired` timing of fresh optimizers on fresh variables, ours built first or second."""
+    sides = {}
+    for side in (("ours", "keras") if ours_first else ("keras", "ours")):
+        variables = make_variables(var_shapes, seed=1)
+        optimizer = (ours_factory if side == "ours" else keras_factory)()
+        optimizer.build(variables)  # eagerly: slot creation is not part of the tracing
+        sides[side] = (optimizer, stepper(optimizer, variables, grads, mode))
+    (ours_opt, ours_step), (keras_opt, keras_step) = sides["ours"], sides["keras"]
+    timing = paired(
+        ours_step, keras_step, roof, reps=reps, target_s=target,
+        sync=lambda: (ours_opt.iterations.numpy(), keras_opt.iterations.numpy()),
+        warmup=1,  # the first call traces / compiles; calibration is a second one
+        clock=CLOCKS[clock],
+    )
+    del sides, ours_step, keras_step, ours_opt, keras_opt
+    gc.collect()
+    return timing
+
+
+def quartiles(values):
+    """(first quartile, median, third quartile) of ``values``."""
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    q1, q2, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, q2, q3
+
+
 def _rss_gb():
     try:
         with open("/proc/self/statm") as f:
@@ -193,7 +277,7 @@ def _run_child(args, case):
         out = os.path.join(tmp, "result.json")
         cmd = [
             sys.executable, os.path.abspath(__file__), "--shapes", "huge", "--cases", case,
-            "--modes", "xla", "--reps", str(args.reps), "--sample-seconds",
+            "--modes", "xla", "--reps", str(args.reps), "--clock", args.clock, "--sample-seconds",
             str(args.sample_seconds), "--no-mlflow", "--child-json", out,
         ] + (["--quick"] if args.quick else [])
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -235,28 +319,24 @@ def run(args):
             for mode in modes:
                 if shape_name == "huge" and mode != "xla":
                     continue
-                ours_vars = make_variables(var_shapes, seed=1)
-                keras_vars = make_variables(var_shapes, seed=1)
-                ours_opt, keras_opt = ours_factory(), keras_factory()
-                ours_opt.build(ours_vars)  # eagerly: slot creation is not part of the tracing
-                keras_opt.build(keras_vars)
-                contenders = {
-                    "ours": stepper(ours_opt, ours_vars, grads, mode),
-                    "keras": stepper(keras_opt, keras_vars, grads, mode),
-                }
-                if mode == "xla":
-                    contenders["roofline"] = roof
-                timing = interleaved(
-                    contenders,
-                    reps=reps,
-                    target_s=target,
-                    sync=lambda: ours_opt.iterations.numpy(),
-                    warmup=1,  # the first call traces / compiles; calibration is a second one
-                )
-                if "roofline" in timing:
+                # The side whose variables and slots are allocated second ran 3-12% faster in
+                # A/A runs here (the same optimizer on both sides): half the rounds build ours
+                # first, half Keras' first, and the paired ratios of both halves are pooled.
+                timing = {"ours": [], "keras": [], "ratio": [], "roofline": []}
+                for half, ours_first in ((0, True), (1, False)):
+                    half_reps = (reps + 1 - half) // 2
+                    if half_reps == 0:
+                        continue
+                    part = _time_pair(ours_factory, keras_factory, var_shapes, grads, mode,
+                                      roof if mode == "xla" else None, half_reps, target,
+                                      ours_first, args.clock)
+                    for key, values in part.items():
+                        timing[key].extend(values)
+                if timing["roofline"]:
                     roofline_samples.setdefault(shape_name, []).extend(
-                        12 * n_params / s for s in timing["roofline"][1]
+                        12 * n_params / s for s in timing["roofline"]
                     )
+                q1, ratio, q3 = quartiles(timing["ratio"])
                 row = {
                     "case": case,
                     "shape": shape_name,
@@ -264,21 +344,23 @@ def run(args):
                     "params": n_params,
                     "variables": len(var_shapes),
                     "bytes_per_param": bytes_per_param(slots),
-                    "ours_s": timing["ours"][0],
-                    "keras_s": timing["keras"][0],
+                    "ours_s": statistics.median(timing["ours"]),
+                    "keras_s": statistics.median(timing["keras"]),
+                    "ratio": ratio,  # median over rounds of Keras time / ours time
+                    "ratio_q1": q1,
+                    "ratio_q3": q3,
+                    "rounds": len(timing["ratio"]),
                 }
                 row["ours_pps"] = n_params / row["ours_s"]
                 row["keras_pps"] = n_params / row["keras_s"]
-                row["ratio"] = row["keras_s"] / row["ours_s"]
                 results.append(row)
                 print(
                     f"  {case:13s} {mode:8s} ours {row['ours_s'] * 1e3:8.2f} ms  keras "
-                    f"{row['keras_s'] * 1e3:8.2f} ms  x{row['ratio']:.2f}   "
+                    f"{row['keras_s'] * 1e3:8.2f} ms  x{ratio:.3f} (IQR {q1:.3f}-{q3:.3f}, "
+                    f"{row['rounds']} rounds)   "
                     f"[{time.perf_counter() - t_start:.0f}s, rss {_rss_gb():.1f} GB]",
                     file=sys.stderr,
                 )
-                del contenders, ours_opt, keras_opt, ours_vars, keras_vars
-                gc.collect()
         del roof, roof_vars, grads
         gc.collect()
 
@@ -300,14 +382,15 @@ def run(args):
 def format_table(results, bandwidth):
     headers = [
         "optimizer", "shape", "mode", "B/param", "ours Mparam/s", "Keras Mparam/s",
-        "ours/Keras", "ours % roofline", "Keras % roofline",
+        "ours/Keras (median of paired ratios)", "IQR", "ours % roofline", "Keras % roofline",
     ]
     rows = []
     for r in results:
         pct = lambda x: f"{100 * x:.0f}%" if x is not None else "–"  # noqa: E731
         rows.append([
             r["case"], r["shape"], r["mode"], r["bytes_per_param"],
-            f"{r['ours_pps'] / 1e6:.0f}", f"{r['keras_pps'] / 1e6:.0f}", f"{r['ratio']:.2f}",
+            f"{r['ours_pps'] / 1e6:.0f}", f"{r['keras_pps'] / 1e6:.0f}", f"{r['ratio']:.3f}",
+            f"{r['ratio_q1']:.3f}-{r['ratio_q3']:.3f}",
             pct(r.get("ours_roof")), pct(r.get("keras_roof")),
         ])
     table = markdown_table(headers, rows)
@@ -321,7 +404,8 @@ def format_table(results, bandwidth):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run (~1 minute)")
-    parser.add_argument("--cases", default=None, help="comma-separated case ids (default all)")
+    parser.add_argument("--cases", "--optimizers", dest="cases", default=None,
+                        help=f"comma-separated case ids (default all): {', '.join(CASES)}")
     parser.add_argument(
         "--many-cases", default=None,
         help=f"cases run on the `many` shape: ids or `all` (default {MANY_DEFAULT})",
@@ -330,6 +414,11 @@ def main(argv=None):
     parser.add_argument("--shapes", default="large,many,huge", help="large,many,huge")
     parser.add_argument("--reps", type=int, default=5, help="samples per contender")
     parser.add_argument("--sample-seconds", type=float, default=0.15, help="length of a sample")
+    parser.add_argument(
+        "--clock", choices=sorted(CLOCKS), default="wall",
+        help="wall time (default), or the process's CPU time over all its threads: steadier on "
+             "a machine other processes load (it leaves out the waits for a core)",
+    )
     parser.add_argument("--tracking-uri", default=None)
     parser.add_argument("--experiment", default="step_throughput")
     parser.add_argument("--no-mlflow", action="store_true")
@@ -362,6 +451,8 @@ def main(argv=None):
             metrics[f"{key}.ours_Mparams_per_s"] = r["ours_pps"] / 1e6
             metrics[f"{key}.keras_Mparams_per_s"] = r["keras_pps"] / 1e6
             metrics[f"{key}.ratio"] = r["ratio"]
+            metrics[f"{key}.ratio_q1"] = r["ratio_q1"]
+            metrics[f"{key}.ratio_q3"] = r["ratio_q3"]
             if r.get("ours_roof") is not None:
                 metrics[f"{key}.ours_roofline_pct"] = 100 * r["ours_roof"]
                 metrics[f"{key}.keras_roofline_pct"] = 100 * r["keras_roof"]
@@ -375,6 +466,7 @@ def main(argv=None):
             "shapes": ",".join(args.shapes),
             "many_cases": ",".join(args.many_cases),
             "reps": 3 if args.quick else args.reps,
+            "clock": args.clock,
             **machine_description(),
         }
         run_id = log_run(

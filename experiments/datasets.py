@@ -150,8 +150,7 @@ class Data:
         n, seed = self.num_train, int(seed)
 
         def one_epoch(epoch):
-            key = tf.stack([tf.constant(seed, tf.int64), epoch])
-            order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), key)
+            order = epoch_order(n, seed, epoch)
             return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
 
         def gather(indices):
@@ -185,6 +184,17 @@ class Data:
         """A short fingerprint of the dataset: TFDS name, version, split sizes."""
         text = f"{self.spec.tfds_name}:{self.version}:{self.num_train}:{self.num_test}"
         return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def epoch_order(num_examples: int, seed: int, epoch) -> tf.Tensor:
+    """The order of the training examples in epoch ``epoch`` of a run seeded ``seed``.
+
+    A permutation of ``range(num_examples)`` (int64, shape ``(num_examples,)``) from TensorFlow's
+    stateless shuffle keyed by the pair ``(seed, epoch)``: a pure function of the two, so distinct
+    pairs -- (0, 1) and (1, 0) included -- give independent orders.
+    """
+    key = tf.stack([tf.constant(int(seed), tf.int64), tf.cast(epoch, tf.int64)])
+    return tf.random.experimental.stateless_shuffle(tf.range(num_examples, dtype=tf.int64), key)
 
 
 def ensure_available(name: str, data_dir: str | None = None) -> None:
@@ -226,7 +236,10 @@ def _builder(spec: DatasetSpec, data_dir: str | None):
 def _text_preprocess(train: tf.data.Dataset):
     import keras
 
-    vectorizer = keras.layers.TextVectorization(max_tokens=VOCAB_SIZE, output_mode="multi_hot")
+    # pad_to_max_tokens: always VOCAB_SIZE wide, as input_shape says, even when the training
+    # reviews hold fewer distinct words (without it the width is the vocabulary's size).
+    vectorizer = keras.layers.TextVectorization(max_tokens=VOCAB_SIZE, output_mode="multi_hot",
+                                                pad_to_max_tokens=True)
     vectorizer.adapt(train.map(lambda x, y: x).batch(1024))
 
     def preprocess(x):

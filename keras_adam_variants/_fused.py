@@ -14,7 +14,8 @@ formula (only float32 rounding may differ from the ``keras.ops`` path):
   AMSGrad                 ``ResourceApplyAdamWithAmsgrad`` (v̂ ← max(v̂, v), then
                           lr·√(1−β2^p)/(1−β1^p)·m/(√v̂ + ε')): β powers 0 and ε' = ε give the
                           paper's form; true powers and ε' = ε·√(1 − β2^t) the bias-corrected one.
-                          It has no XLA kernel, so it is not used under ``jit_compile``.
+                          It has no XLA kernel, so it is not used under ``jit_compile``;
+                          there the ``keras.ops`` path computes the same folded form.
   Adagrad                 ``ResourceApplyAdagradV2``: G += g²; θ −= lr·g/(√G + ε), exact.
   Adadelta                ``ResourceApplyAdadelta``: Zeiler's Algorithm 1 with lr, exact.
   SGD                     ``ResourceApplyGradientDescent``; with momentum ``ResourceApplyMomentum``
@@ -27,6 +28,11 @@ formula (only float32 rounding may differ from the ``keras.ops`` path):
   the variable and its slots, applies the formula and writes them back: XLA fuses it into one
   loop. Inside an outer ``jit_compile`` function the ``keras.ops`` path is used instead (XLA fuses
   it there anyway).
+
+Under an outer ``jit_compile`` every optimizer's step compiles to the same loops over the
+parameters as Keras' built-in of the same name (three per variable for Adam: m, v, then θ, since
+XLA on CPU fuses one output per loop), with no more divisions or roots per parameter;
+``tests/test_xla_step.py`` reads this from the optimized HLO.
 
 The ``keras.ops`` path stays the fallback: other backends, dtypes other than float32/float64
 (bfloat16, float16: the kernels compute in that dtype, the ``keras.ops`` path is the reference

@@ -106,6 +106,17 @@ class AMSGrad(KavOptimizer):
         self._assign_average(m, g, self.beta_1)
         self._assign_average(v, ops.square(g), self.beta_2)
         self.assign(v_hat, ops.maximum(v_hat, v))
+        if fused is not None and self.bias_correction:
+            # float32/float64 under XLA: the kernel's form, bias corrections folded into two
+            # scalars, lr·√(1−β2^t)/(1−β1^t) · m/(√v̂ + ε·√(1−β2^t)): one division per element
+            # instead of three, and the same value as the kernel computes without XLA.
+            root = ops.sqrt(self._bias_correction(self.beta_2, variable))
+            alpha = ops.divide(ops.multiply(lr, root), self._bias_correction(self.beta_1, variable))
+            self.assign_sub(
+                variable,
+                ops.divide(ops.multiply(m, alpha), ops.add(ops.sqrt(v_hat), root * self.epsilon)),
+            )
+            return
         numerator, denominator = m, v_hat
         if self.bias_correction:
             numerator = ops.divide(m, self._bias_correction(self.beta_1, variable))
