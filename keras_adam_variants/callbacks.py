@@ -128,9 +128,16 @@ class AdaptiveLRLogger(keras.callbacks.Callback):
     # the beginning of the next batch (or at the epoch's end), when its weights are final.
 
     def on_train_batch_begin(self, batch, logs=None):
+        logging_now = (self._batches + 1) % self.every_n_steps == 0
+        if self._before is not None or logging_now:
+            # On JAX, fit keeps the training state apart from the model's variables during an
+            # epoch; write it back before reading them (Keras' documented hook for callbacks).
+            sync = getattr(self.model, "jax_state_sync", None)
+            if sync is not None:
+                sync()
         if self._before is not None:
             self._log_statistics()
-        if (self._batches + 1) % self.every_n_steps == 0:
+        if logging_now:
             start = time.perf_counter()
             self._before = self._snapshot_fn()(self._variables())
             self.seconds += time.perf_counter() - start

@@ -17,7 +17,8 @@ row of tests/specs.py (or the rows named) it runs, without TensorFlow:
                  and `effective_learning_rate` is returned for the parent to compare with
                  TensorFlow's.
 
-Writes ``{"backend", "modules", "results": {spec_id: {check: "ok" | error text}},
+With no rows named (or with ``callbacks`` among them) it also runs `AdaptiveLRLogger` (logging to a SQLite MLflow store) and
+`MlflowLogger` in a small fit. Writes ``{"backend", "callbacks": {name: "ok" | error text}, "modules", "results": {spec_id: {check: "ok" | error text}},
 "effective_lr": {spec_id: nested list}}`` to OUT.json.
 """
 
@@ -143,6 +144,52 @@ def main(argv):
         error = np.max(np.abs(step - expected))
         assert error <= 1e-4 * np.max(np.abs(expected)), f"effective_step off by {error:.3g}"
 
+    def small_fit(optimizer, callbacks, epochs=2):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu", name="hidden"),
+                                  keras.layers.Dense(3, name="logits")])
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+        rng = np.random.default_rng(0)
+        x, y = rng.standard_normal((80, 8)).astype(np.float32), rng.integers(0, 3, 80)
+        model.fit(x, y, batch_size=8, epochs=epochs, shuffle=False, verbose=0, callbacks=callbacks)
+        return model
+
+    def check_adaptive_lr_logger():
+        import mlflow
+
+        with tempfile.TemporaryDirectory() as directory:
+            mlflow.set_tracking_uri(f"sqlite:///{directory}/mlflow.db")
+            try:
+                with mlflow.start_run() as run:
+                    model = small_fit(kav.Adam(learning_rate=0.01),
+                                      [kav.callbacks.AdaptiveLRLogger(every_n_steps=5)])
+                client = mlflow.MlflowClient()
+                steps = [m.step for m in client.get_metric_history(run.info.run_id, "effective_lr/hidden/p50")]
+                assert steps == [5, 10, 15, 20], steps
+                rates = np.concatenate([keras.ops.convert_to_numpy(model.optimizer.effective_learning_rate(v)).ravel()
+                                        for v in model.trainable_variables if v.path.split("/")[-2] == "hidden"])
+                logged = client.get_metric_history(run.info.run_id, "effective_lr/hidden/p50")[-1].value
+                np.testing.assert_allclose(logged, np.percentile(rates, 50), rtol=1e-5)
+                pictures = [a.path for a in client.list_artifacts(run.info.run_id, "effective_lr")]
+                assert pictures == ["effective_lr/epoch_001.png", "effective_lr/epoch_002.png"], pictures
+            finally:
+                mlflow.set_tracking_uri(None)
+
+    def check_mlflow_logger():
+        class Recorder:
+            params, triples = {}, []
+
+            def log_params(self, params):
+                self.params.update(params)
+
+            def log_metrics(self, triples):
+                self.triples += triples
+
+        sink = Recorder()
+        small_fit(kav.RAdam(), [kav.callbacks.MlflowLogger(sink=sink)])
+        assert sink.params["optimizer_name"] == "keras_adam_variants.RAdam", sink.params
+        assert sorted({(k, s) for k, _, s in sink.triples if k == "loss"}) == [("loss", 0), ("loss", 1)]
+
     checks = {"eager": check_eager, "jit": check_jit, "config": check_config, "save": check_save,
               "embedding": check_embedding, "effective": check_effective}
     for spec in SPECS:
@@ -161,8 +208,18 @@ def main(argv):
                 lines = traceback.format_exception_only(type(error), error)
                 results[spec.id][name] = "".join(lines).strip()[-800:]
             seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
+    callbacks = {}
+    if not wanted or "callbacks" in wanted:
+        for name, check in (("AdaptiveLRLogger", check_adaptive_lr_logger),
+                            ("MlflowLogger", check_mlflow_logger)):
+            try:
+                check()
+                callbacks[name] = "ok"
+            except Exception as error:
+                lines = traceback.format_exception_only(type(error), error)
+                callbacks[name] = "".join(lines).strip()[-800:]
     with open(out_path, "w") as f:
-        json.dump({"backend": backend, "modules": sorted(m for m in sys.modules if m.split(".")[0] in
+        json.dump({"backend": backend, "callbacks": callbacks, "modules": sorted(m for m in sys.modules if m.split(".")[0] in
                                                         ("tensorflow", "jax", "torch")
                                                         and "." not in m),
                    "results": results, "effective_lr": rates, "seconds": seconds}, f)

@@ -77,6 +77,13 @@ def test_every_row_passes(matrix, backend, check):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("callback", ("AdaptiveLRLogger", "MlflowLogger"))
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_callbacks_work(matrix, backend, callback):
+    assert _result(matrix, backend)["callbacks"][callback] == "ok"
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_effective_learning_rate_agrees_with_tensorflow(matrix, backend):
     """Same state, same rate: the TensorFlow value is checked against each paper's state in
