@@ -96,7 +96,8 @@ def log_model(model, name="model", signature=None, **kwargs):
 
     The same shape as `mlflow.keras.log_model` (``name``, ``signature`` and its other keyword
     arguments: ``pip_requirements``, ``registered_model_name``, ``metadata``, ``params``,
-    ``tags``, ``step``, ``model_id``, ...), logged to the active run. ``input_example`` is not
+    ``tags``, ``step``, ``model_id``, ...), logged to the active run, or to ``run_id=`` (a run
+    of the current tracking URI) when given. ``input_example`` is not
     recommended: MLflow 3.17 fails to read it back for Keras models; pass a ``signature`` made
     with `mlflow.models.infer_signature(x, model.predict(x))`.
 

@@ -102,3 +102,25 @@ def test_plain_keras_flavor_fails_in_a_fresh_process_without_the_package(tmp_pat
     out = subprocess.run([sys.executable, "-c", script], env=env(), cwd=tmp_path,
                          capture_output=True, text=True, timeout=180)
     assert out.returncode != 0 and "AMSGrad" in out.stderr
+
+
+def test_the_package_imports_without_mlflow(tmp_path):
+    """Only `keras_adam_variants.mlflow_models` needs MLflow; the optimizers and callbacks don't."""
+    script = textwrap.dedent("""
+        import sys
+        class NoMlflow:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] == "mlflow":
+                    raise ImportError("mlflow is not installed (blocked by the test)")
+        sys.meta_path.insert(0, NoMlflow())
+        import keras_adam_variants as kav
+        kav.callbacks.MlflowLogger(sink=object()), kav.callbacks.AdaptiveLRLogger()
+        try:
+            kav.mlflow_models
+        except ImportError as error:
+            print("LAZY", error)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], env=env(), cwd=tmp_path,
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "LAZY mlflow is not installed" in out.stdout
