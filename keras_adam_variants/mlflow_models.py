@@ -121,4 +121,24 @@ def _load_pyfunc(path):
     import keras_adam_variants  # noqa: F401  (registers the optimizers)
     from mlflow.keras.load import _load_pyfunc as load_keras_pyfunc
 
-    return load_keras_pyfunc(path)
+    wrapper = load_keras_pyfunc(path)
+    wrapper.__class__ = _QuietKerasModelWrapper
+    return wrapper
+
+
+def _quiet_wrapper_class():
+    from mlflow.keras.load import KerasModelWrapper
+
+    class QuietKerasModelWrapper(KerasModelWrapper):
+        """MLflow's Keras pyfunc wrapper, predicting with ``verbose=0``: Keras' progress bar
+        would otherwise go to stdout ahead of ``mlflow models predict``'s JSON."""
+
+        def get_model_call_method(self):
+            if self.save_exported_model:
+                return self.model.serve
+            return lambda data: self.model.predict(data, verbose=0)
+
+    return QuietKerasModelWrapper
+
+
+_QuietKerasModelWrapper = _quiet_wrapper_class()

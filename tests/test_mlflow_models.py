@@ -86,6 +86,7 @@ def test_fresh_process_pyfunc_and_models_predict(logged, tmp_path):
          "-t", "json", "-o", str(tmp_path / "output.json"), "--env-manager", "local"],
         env=child_env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr[-3000:]
+    assert "step" not in out.stdout  # no Keras progress bar on stdout, where the JSON goes
     served = json.loads((tmp_path / "output.json").read_text())
     served = served["predictions"] if isinstance(served, dict) else served
     np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-6)
