@@ -7,8 +7,8 @@
 Registered datasets (``names()``):
 
 * ``digits`` -- **the offline default**: scikit-learn's handwritten digits (8x8), written as the
-  TFDS builder :class:`experiments.digits_builder.SklearnDigits`; prepared on first use into the
-  data dir (a few seconds), no network needed.
+  TFDS builder :class:`experiments.digits_builder.Digits` (TFDS name ``digits`` too); prepared on
+  first use into the data dir (a few seconds, quietly), no network needed.
 * ``mnist``, ``fashion_mnist``, ``cifar10`` -- TFDS catalogue images.
 * ``imdb_reviews`` -- TFDS catalogue movie reviews, read as a bag of words: multi-hot vectors over
   the 10,000 most frequent words of the training reviews (as in Kingma & Ba, section 6.1).
@@ -27,8 +27,11 @@ the same order whether the run started at epoch 0 or resumed at epoch ``e``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
+import io
+import logging
 import os
 from typing import Callable
 
@@ -36,6 +39,11 @@ import numpy as np
 import tensorflow as tf
 
 VOCAB_SIZE = 10_000  # words kept for the IMDB bag of words (Kingma & Ba 2015, section 6.1)
+# TFDS's own INFO lines (about nine per run: "Load dataset info from", "Constructing
+# tf.data.Dataset", ...) are dropped unless this is True (the command line's -v sets it).
+VERBOSE_TFDS = False
+
+log = logging.getLogger("experiments.datasets")
 
 
 class DatasetNotPreparedError(RuntimeError):
@@ -69,7 +77,7 @@ def register(spec: DatasetSpec) -> DatasetSpec:
     return spec
 
 
-register(DatasetSpec("digits", "sklearn_digits", "image",
+register(DatasetSpec("digits", "digits", "image",
                      "scikit-learn handwritten digits, 8x8 grey, 10 classes, 1,437 train / 360 test",
                      scale=16.0, local_builder=True))
 register(DatasetSpec("mnist", "mnist", "image", "MNIST digits, 28x28 grey, 60,000 / 10,000"))
@@ -208,16 +216,76 @@ def ensure_available(name: str, data_dir: str | None = None) -> None:
         _builder(spec, data_dir)
 
 
+class _TfdsInfoFilter(logging.Filter):
+    """Drops TFDS's records below WARNING (absl's logger) unless ``VERBOSE_TFDS``."""
+
+    def filter(self, record):
+        return (VERBOSE_TFDS or record.levelno >= logging.WARNING
+                or "tensorflow_datasets" not in record.pathname)
+
+
+_TFDS_FILTER = _TfdsInfoFilter()
+
+
+def quiet_tfds() -> None:
+    """Keep TFDS's INFO lines out of the output (idempotent); ``VERBOSE_TFDS`` lets them through."""
+    absl = logging.getLogger("absl")
+    if _TFDS_FILTER not in absl.filters:
+        absl.addFilter(_TFDS_FILTER)
+
+
+def _prepare_local(builder) -> None:
+    """Prepare a local (offline) builder without TFDS's download-looking messages.
+
+    TFDS prints "Downloading and preparing dataset Unknown size ..." and "... downloaded and
+    prepared to ..." to stdout and warns that the folder being written has no
+    dataset_info.json yet; for a dataset built from a package none of that is true. One INFO line
+    of this module says what happens instead.
+    """
+    import tensorflow_datasets as tfds
+
+    from experiments.digits_builder import FORMER_NAME
+
+    root = os.path.dirname(os.path.dirname(str(builder.data_dir)))
+    if os.path.isdir(os.path.join(root, FORMER_NAME)):
+        log.info("the digits dataset in %s was prepared under its former TFDS name %r; preparing "
+                 "it as %r (same examples; the %r folder may be deleted)", root, FORMER_NAME,
+                 builder.name, FORMER_NAME)
+    log.info("preparing dataset %r from scikit-learn in %s (offline, a few seconds)",
+             builder.name, builder.data_dir)
+    tfds.display_progress_bar(False)
+    with _hushed_tfds(), contextlib.redirect_stdout(io.StringIO()) as printed:
+        builder.download_and_prepare()
+    if VERBOSE_TFDS and printed.getvalue():
+        print(printed.getvalue(), end="")
+
+
+@contextlib.contextmanager
+def _hushed_tfds():
+    """TFDS's warnings off too (unless ``VERBOSE_TFDS``): for the local builder, whose folder
+    TFDS inspects and warns about ("has no dataset_info.json") while it is being written."""
+    absl = logging.getLogger("absl")
+    level = absl.level
+    if not VERBOSE_TFDS:
+        absl.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        absl.setLevel(level)
+
+
 def _builder(spec: DatasetSpec, data_dir: str | None):
     import tensorflow_datasets as tfds
 
+    quiet_tfds()
     if spec.local_builder:
-        from experiments.digits_builder import SklearnDigits
+        from experiments.digits_builder import Digits
 
-        builder = SklearnDigits(data_dir=data_dir)
-        if not builder.is_prepared():
-            tfds.display_progress_bar(False)
-            builder.download_and_prepare()
+        with _hushed_tfds():
+            builder = Digits(data_dir=data_dir)
+            prepared = builder.is_prepared()
+        if not prepared:
+            _prepare_local(builder)
         return builder
     builder = tfds.builder(spec.tfds_name, data_dir=data_dir)
     if not builder.is_prepared():
@@ -274,3 +342,30 @@ def load(name: str, data_dir: str | None = None) -> Data:
         num_test=int(info.splits["test"].num_examples),
         input_shape=input_shape, num_classes=num_classes, preprocess=preprocess,
     )
+
+
+def mlflow_dataset(data: Data, split: str):
+    """The ``split`` ("train" or "test") of ``data`` as an MLflow dataset, for ``mlflow.log_input``.
+
+    Built with ``mlflow.data.from_numpy`` on the whole split (as stored: uint8 images or strings,
+    labels), so the logged schema is per example with a batch axis -- ``[-1, 8, 8, 1]`` uint8
+    features and ``[-1]`` int64 targets for digits -- and the profile counts examples.
+    (``from_tensorflow`` on an unbatched ``tf.data.Dataset`` infers the schema from one example
+    and takes its first axis for the batch axis: ``[-1, 8, 1]``.) Name ``<dataset>-<split>``,
+    source the TFDS data dir, digest `Data.digest` plus the split.
+    """
+    import mlflow
+
+    if split == "train":
+        x, y = data._in_memory()
+    elif split == "test":
+        x, y = data.test.batch(max(data.num_test, 1)).get_single_element()
+    else:
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    import warnings
+
+    with warnings.catch_warnings():  # "can be interpreted in multiple ways": both mean a local dir
+        warnings.simplefilter("ignore", UserWarning)
+        return mlflow.data.from_numpy(
+            features=x.numpy(), targets=y.numpy(), source=data.data_dir,
+            name=f"{data.name}-{split}", digest=f"{data.digest()}{split[:2]}")

@@ -25,6 +25,15 @@ from keras_adam_variants.yogi import Yogi
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # `kav.mlflow_models` on first use: it imports MLflow, which the optimizers do not need.
+    if name == "mlflow_models":
+        import importlib
+
+        return importlib.import_module("keras_adam_variants.mlflow_models")
+    raise AttributeError(f"module 'keras_adam_variants' has no attribute {name!r}")
+
 __all__ = [
     "AMSGrad",
     "AdaBelief",

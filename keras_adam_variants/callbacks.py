@@ -1,6 +1,12 @@
-"""Keras callbacks. `AdaptiveLRLogger`: log each layer's effective learning rates to MLflow.
+"""Keras callbacks that log to MLflow, on every Keras backend (TensorFlow, JAX, PyTorch).
 
-MLflow and matplotlib are imported when training starts, so the package itself needs neither.
+- `MlflowLogger`: params and per-epoch metrics of a user's own ``model.fit``, named as
+  ``mlflow.keras.autolog`` names them (``optimizer_<key>``, metrics at step = epoch from 0), with
+  the optimizer's class qualified by its package (``optimizer_name = keras_adam_variants.Adam``).
+- `AdaptiveLRLogger`: each layer's effective learning rates and update sizes.
+
+MLflow and matplotlib are imported when training starts, so the package itself needs neither;
+TensorFlow is used only when it is Keras' backend.
 """
 
 import concurrent.futures
@@ -11,8 +17,23 @@ import time
 
 import keras
 import numpy as np
+from keras import ops
 
 PERCENTILES = (5.0, 50.0, 95.0)
+
+
+def _compiled(fn):
+    """``fn`` as a `tf.function` on the TensorFlow backend; as is (eager) on JAX and PyTorch,
+    where a compiled function would capture the variables' values once instead of reading them."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf  # already loaded: it is Keras' backend
+
+        return tf.function(fn)
+    return fn
+
+
+def _numpy(x):
+    return keras.ops.convert_to_numpy(x)
 
 
 class AdaptiveLRLogger(keras.callbacks.Callback):
@@ -34,7 +55,8 @@ class AdaptiveLRLogger(keras.callbacks.Callback):
     package (or any optimizer with ``effective_learning_rate(variable)``); with another optimizer
     only the update metrics are logged. A `keras.optimizers.LossScaleOptimizer` is unwrapped.
 
-    Cost: the statistics of all layers are computed by one `tf.function`, and the values come back
+    Cost: the statistics of all layers are computed by one function (a `tf.function` on the
+    TensorFlow backend, eager on JAX and PyTorch), and the values come back
     to Python in one transfer: about one optimizer step's worth of elementwise work per logged
     step. The MLflow calls and the drawing of the histogram run on one background thread, in
     order; `on_train_end` waits for them and re-raises their first error. Percentiles are exact
@@ -95,7 +117,7 @@ class AdaptiveLRLogger(keras.callbacks.Callback):
         else:
             self._run_id = self.run_id
         self._client = MlflowClient()
-        self._batches = int(self._optimizer().iterations.numpy())
+        self._batches = int(_numpy(self._optimizer().iterations))
         self._pending = []
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="AdaptiveLRLogger")
         self.seconds += time.perf_counter() - start
@@ -106,9 +128,16 @@ class AdaptiveLRLogger(keras.callbacks.Callback):
     # the beginning of the next batch (or at the epoch's end), when its weights are final.
 
     def on_train_batch_begin(self, batch, logs=None):
+        logging_now = (self._batches + 1) % self.every_n_steps == 0
+        if self._before is not None or logging_now:
+            # On JAX, fit keeps the training state apart from the model's variables during an
+            # epoch; write it back before reading them (Keras' documented hook for callbacks).
+            sync = getattr(self.model, "jax_state_sync", None)
+            if sync is not None:
+                sync()
         if self._before is not None:
             self._log_statistics()
-        if (self._batches + 1) % self.every_n_steps == 0:
+        if logging_now:
             start = time.perf_counter()
             self._before = self._snapshot_fn()(self._variables())
             self.seconds += time.perf_counter() - start
@@ -116,9 +145,9 @@ class AdaptiveLRLogger(keras.callbacks.Callback):
 
     def _log_statistics(self):
         start = time.perf_counter()
-        values = self._statistics_fn()(self._before).numpy()
+        values = _numpy(self._statistics_fn()(self._before))
         self._before = None
-        step = int(self._optimizer().iterations.numpy())
+        step = int(_numpy(self._optimizer().iterations))
         self._submit(self._log, values, step)
         self.seconds += time.perf_counter() - start
 
@@ -128,7 +157,7 @@ class AdaptiveLRLogger(keras.callbacks.Callback):
         if not (self.histogram and self._has_effective_lr()):
             return
         start = time.perf_counter()
-        samples = [s.numpy() for s in self._samples_fn()()]
+        samples = [_numpy(s) for s in self._samples_fn()()]
         self._submit(self._log_histogram, epoch, samples)
         self.seconds += time.perf_counter() - start
 
@@ -176,34 +205,22 @@ class AdaptiveLRLogger(keras.callbacks.Callback):
 
     def _snapshot_fn(self):
         if getattr(self, "_snapshot", None) is None:
-            import tensorflow as tf
-
-            @tf.function
-            def snapshot(variables):
-                return [tf.identity(v) for v in variables]
-
-            self._snapshot = snapshot
+            self._snapshot = _compiled(lambda variables: [ops.copy(ops.convert_to_tensor(v)) for v in variables])
         return self._snapshot
 
     def _sample(self, values, seed):
         """``values`` (1-D) if small, else a uniform random sample of ``max_values`` of them."""
-        import tensorflow as tf
-
         size = int(values.shape[0])
         if size <= self.max_values:
             return values
-        index = tf.random.stateless_uniform(
-            [self.max_values], seed=[seed, 0], minval=0, maxval=size, dtype="int64"
-        )
-        return tf.gather(values, index)
+        index = keras.random.randint([self.max_values], 0, size, dtype="int32", seed=seed)
+        return ops.take(values, index)
 
     def _effective_lr(self, indices):
-        import tensorflow as tf
-
         optimizer, variables = self._optimizer(), self._variables()
-        return tf.concat(
+        return ops.concatenate(
             [
-                tf.reshape(tf.cast(optimizer.effective_learning_rate(variables[i]), "float32"), [-1])
+                ops.reshape(ops.cast(optimizer.effective_learning_rate(variables[i]), "float32"), [-1])
                 for i in indices
             ],
             axis=0,
@@ -212,41 +229,35 @@ class AdaptiveLRLogger(keras.callbacks.Callback):
     def _statistics_fn(self):
         if self._stats_fn is not None:
             return self._stats_fn
-        import tensorflow as tf
-
         layers, with_lr = self._layers(), self._has_effective_lr()
 
-        @tf.function
+        def flat(tensors):
+            return ops.concatenate([ops.reshape(ops.cast(t, "float32"), [-1]) for t in tensors], 0)
+
         def statistics(before):
             variables = self._variables()
-            lr = tf.cast(self._optimizer().learning_rate, "float32")
+            lr = ops.cast(self._optimizer().learning_rate, "float32")
             out = []
             for n, (_, indices) in enumerate(layers):
                 if with_lr:
-                    values = tf.sort(self._sample(self._effective_lr(indices), n))
+                    values = ops.sort(self._sample(self._effective_lr(indices), n))
                     out += [_percentile(values, q) for q in PERCENTILES]
-                flat = lambda ts: tf.concat([tf.reshape(tf.cast(t, "float32"), [-1]) for t in ts], 0)  # noqa: E731
                 after = flat([variables[i] for i in indices])
                 delta = after - flat([before[i] for i in indices])
-                out.append(tf.norm(delta) / tf.maximum(tf.norm(after), 1e-30))
-                near_zero = tf.abs(delta) <= self.zero_tolerance * lr
-                out.append(tf.reduce_mean(tf.cast(near_zero, "float32")))
-            return tf.stack(out)
+                out.append(ops.norm(delta) / ops.maximum(ops.norm(after), 1e-30))
+                near_zero = ops.abs(delta) <= self.zero_tolerance * lr
+                out.append(ops.mean(ops.cast(near_zero, "float32")))
+            return ops.stack(out)
 
-        self._stats_fn = statistics
-        return statistics
+        self._stats_fn = _compiled(statistics)
+        return self._stats_fn
 
     def _samples_fn(self):
         if getattr(self, "_samples", None) is None:
-            import tensorflow as tf
-
             layers = self._layers()
-
-            @tf.function
-            def samples():
-                return [self._sample(self._effective_lr(indices), n) for n, (_, indices) in enumerate(layers)]
-
-            self._samples = samples
+            self._samples = _compiled(
+                lambda: [self._sample(self._effective_lr(indices), n) for n, (_, indices) in enumerate(layers)]
+            )
         return self._samples
 
     # -- MLflow -------------------------------------------------------------------------------
@@ -288,11 +299,149 @@ class AdaptiveLRLogger(keras.callbacks.Callback):
 
 def _percentile(sorted_values, q):
     """NumPy's default (linear) percentile of a sorted 1-D tensor."""
-    import tensorflow as tf
+    n = int(sorted_values.shape[0])
+    position = (n - 1) * (q / 100.0)
+    low = int(np.floor(position))
+    high = min(low + 1, n - 1)
+    weight = position - low
+    return (1.0 - weight) * sorted_values[low] + weight * sorted_values[high]
 
-    n = tf.cast(tf.shape(sorted_values)[0], "float32")
-    position = (n - 1.0) * (q / 100.0)
-    low = tf.cast(tf.floor(position), "int32")
-    high = tf.minimum(low + 1, tf.cast(n, "int32") - 1)
-    weight = position - tf.floor(position)
-    return (1.0 - weight) * tf.gather(sorted_values, low) + weight * tf.gather(sorted_values, high)
+
+# -- MlflowLogger: the names mlflow.keras.autolog uses ----------------------------------------------
+
+# What `mlflow.keras.autolog()` (MLflow 3.17, Keras 3.15) logs for `model.fit`, as measured: every
+# key of `optimizer.get_config()` as param `optimizer_<key>` (`optimizer_name` is the optimizer's
+# `name`, "adam" for both Keras' and this package's Adam); fit arguments `epochs`, `batch_size`,
+# `initial_epoch`, `shuffle`, `steps_per_epoch`, ... as params; every key of Keras' epoch logs
+# (`loss`, `accuracy`, `val_loss`, `val_accuracy`, ...) as a metric at step = epoch, counting from 0.
+AUTOLOG_PARAM_PREFIX = "optimizer_"
+OPTIMIZER_NAME_PARAM = "optimizer_name"
+LEARNING_RATE_METRIC = "learning_rate"  # the rate in use at the epoch's end (schedules included)
+EPOCH_TIME_METRIC = "epoch_time"  # seconds from the epoch's start to its end, validation included
+
+
+def qualified_name(optimizer):
+    """The optimizer's class with its package: ``keras_adam_variants.Adam``, ``keras.optimizers.Adam``.
+
+    ``optimizer`` is an optimizer or its class; a `keras.optimizers.LossScaleOptimizer` names its
+    inner optimizer. Other classes give ``<top-level module>.<class name>``.
+    """
+    inner = getattr(optimizer, "inner_optimizer", None)
+    if inner is not None:
+        optimizer = inner
+    cls = optimizer if isinstance(optimizer, type) else type(optimizer)
+    package = cls.__module__.split(".")[0]
+    if package == "keras":
+        return f"keras.optimizers.{cls.__name__}"
+    return f"{package}.{cls.__name__}"
+
+
+def optimizer_params(optimizer):
+    """The optimizer's params under `mlflow.keras.autolog`'s names: ``{"optimizer_<key>": value}``.
+
+    One entry per key of ``optimizer.get_config()`` (a `LossScaleOptimizer`'s inner optimizer),
+    values as they are (MLflow stores ``str(value)``), except ``optimizer_name``, which is the
+    package-qualified class (`qualified_name`) rather than the instance's ``name``, so that
+    ``keras_adam_variants.Adam`` and ``keras.optimizers.Adam`` runs tell apart in one view.
+    """
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    params = {f"{AUTOLOG_PARAM_PREFIX}{key}": value for key, value in inner.get_config().items()}
+    params[OPTIMIZER_NAME_PARAM] = qualified_name(inner)
+    return params
+
+
+class _ActiveRunSink:
+    """The default sink of `MlflowLogger`: the active MLflow run (``mlflow.log_*``)."""
+
+    def __init__(self, run_id=None):
+        import mlflow
+
+        if run_id is None:
+            run = mlflow.active_run()
+            if run is None:
+                raise RuntimeError(
+                    "MlflowLogger logs to the active MLflow run, and there is none: call "
+                    "mlflow.start_run() first, or pass sink= (an object with log_params(dict) and "
+                    "log_metrics([(key, value, step), ...]))."
+                )
+            run_id = run.info.run_id
+        self.run_id = run_id
+        self._client = mlflow.MlflowClient()
+
+    def log_params(self, params):
+        from mlflow.entities import Param
+
+        items = [Param(str(k), str(v)) for k, v in params.items()]
+        for start in range(0, len(items), 100):  # MLflow's limit of params per log_batch
+            self._client.log_batch(self.run_id, params=items[start : start + 100])
+
+    def log_metrics(self, triples):
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(str(k), float(v), now, int(s)) for k, v, s in triples]
+        for start in range(0, len(metrics), 1000):
+            self._client.log_batch(self.run_id, metrics=metrics[start : start + 1000])
+
+    def log_text(self, text, artifact_file):
+        self._client.log_text(self.run_id, text, artifact_file)
+
+
+class MlflowLogger(keras.callbacks.Callback):
+    """Log a ``model.fit`` to MLflow under the names ``mlflow.keras.autolog`` uses.
+
+    So that a user's autologged runs, runs logged with this callback and the runs of this
+    project's ``kav`` commands line up in one MLflow Compare view. It logs:
+
+    - at the start of training, params: `optimizer_params` (``optimizer_<key>`` for every key of
+      the optimizer's config; ``optimizer_name`` = ``keras_adam_variants.Adam``), ``epochs``, and
+      ``params`` given here (e.g. ``batch_size``), plus the ``model_summary.txt`` text artifact
+      (as autolog) when the sink has ``log_text``;
+    - at each epoch's end, step = the epoch counting from 0 (autolog's step): every key of
+      Keras' epoch logs (``loss``, ``accuracy``, ``val_loss``, ...), ``learning_rate`` (the
+      optimizer's rate then, float) and ``epoch_time`` (seconds).
+
+    Args:
+        sink: where to log: an object with ``log_params(dict)`` and
+            ``log_metrics([(key, value, step), ...])`` (optionally ``log_text(text, path)``),
+            e.g. ``experiments.tracking.RunWriter``. Defaults to the active MLflow run at
+            ``on_train_begin`` (RuntimeError if there is none).
+        params: extra params to log with the optimizer's (dict). Defaults to none.
+        model_summary: log ``model_summary.txt`` as autolog does. Defaults to True.
+
+    Re-logging a param with the same value is accepted by MLflow, so a resumed fit
+    (``initial_epoch > 0``) into the same run logs nothing twice but its new epochs.
+    """
+
+    def __init__(self, sink=None, params=None, model_summary=True):
+        super().__init__()
+        self.sink = sink
+        self.extra_params = dict(params or {})
+        self.model_summary = model_summary
+        self._sink = None
+        self._start = None
+
+    def on_train_begin(self, logs=None):
+        self._sink = self.sink if self.sink is not None else _ActiveRunSink()
+        params = optimizer_params(self.model.optimizer)
+        if "epochs" in self.params:
+            params["epochs"] = self.params["epochs"]
+        params.update(self.extra_params)
+        self._sink.log_params(params)
+        if self.model_summary and hasattr(self._sink, "log_text"):
+            lines = []
+            self.model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
+            self._sink.log_text("\n".join(lines), "model_summary.txt")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        triples = [(key, float(value), epoch) for key, value in (logs or {}).items()
+                   if np.ndim(value) == 0]
+        if LEARNING_RATE_METRIC not in (logs or {}):  # Keras adds it with a LearningRateScheduler
+            lr = float(_numpy(self.model.optimizer.learning_rate))
+            triples.append((LEARNING_RATE_METRIC, lr, epoch))
+        if self._start is not None:
+            triples.append((EPOCH_TIME_METRIC, time.perf_counter() - self._start, epoch))
+        self._sink.log_metrics(triples)

@@ -81,7 +81,8 @@ class SGD(KavOptimizer):
         self.assign_sub(variable, ops.multiply(lr, step))
 
     def _effective_learning_rate(self, variable, lr):
-        return ops.multiply(ops.ones_like(variable), lr)
+        # ops.ones(shape), not ops.ones_like(variable): JAX cannot convert a Keras variable there.
+        return ops.multiply(ops.ones(variable.shape, variable.dtype), lr)
 
     def _effective_step(self, variable, lr, gradient):
         if self.momentum > 0 and not self.nesterov:

@@ -124,3 +124,89 @@ def test_needs_an_active_run_and_a_valid_interval(tracking):
         kav.callbacks.AdaptiveLRLogger(every_n_steps=0)
     with pytest.raises(RuntimeError, match="active MLflow run"):
         _fit(kav.Adam(), kav.callbacks.AdaptiveLRLogger(), steps_per_epoch=2, epochs=1)
+
+
+# -- MlflowLogger: autolog's names -----------------------------------------------------------------
+
+
+def _classifier_fit(callbacks, epochs=3):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile(optimizer=kav.AMSGrad(learning_rate=0.01), metrics=["accuracy"],
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((32, 4)).astype(np.float32), rng.integers(0, 3, 32)
+    model.fit(x, y, epochs=epochs, batch_size=8, validation_data=(x, y), verbose=0,
+              callbacks=callbacks)
+    return model
+
+
+def test_mlflow_logger_uses_autologs_names_and_steps(tracking):
+    """The same fit autologged and logged by MlflowLogger: every optimizer param and epoch
+    metric autolog writes is there under the same name, with the same steps (epochs from 0)."""
+    mlflow.keras.autolog(log_models=False, silent=True)
+    try:
+        with mlflow.start_run() as auto:
+            _classifier_fit([])
+    finally:
+        mlflow.keras.autolog(disable=True)
+    with mlflow.start_run() as ours:
+        _classifier_fit([kav.callbacks.MlflowLogger(params={"batch_size": 8})])
+    auto_run, our_run = tracking.get_run(auto.info.run_id), tracking.get_run(ours.info.run_id)
+
+    auto_optimizer = {k: v for k, v in auto_run.data.params.items() if k.startswith("optimizer_")}
+    assert auto_optimizer["optimizer_name"] == "ams_grad"  # autolog: the instance's name
+    assert our_run.data.params["optimizer_name"] == "keras_adam_variants.AMSGrad"
+    assert set(auto_optimizer) == {k for k in our_run.data.params if k.startswith("optimizer_")}
+    for key, value in auto_optimizer.items():
+        if key != "optimizer_name":
+            assert our_run.data.params[key] == value, key
+    for key in ("epochs", "batch_size"):
+        assert our_run.data.params[key] == auto_run.data.params[key]
+
+    epoch_metrics = [k for k in auto_run.data.metrics if not k.startswith("validation_")]
+    assert sorted(epoch_metrics) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+    for key in epoch_metrics:
+        auto_history = tracking.get_metric_history(auto.info.run_id, key)
+        our_history = tracking.get_metric_history(ours.info.run_id, key)
+        assert [m.step for m in our_history] == [m.step for m in auto_history] == [0, 1, 2]
+        np.testing.assert_allclose([m.value for m in our_history], [m.value for m in auto_history],
+                                   rtol=1e-6)
+    assert [m.value for m in tracking.get_metric_history(ours.info.run_id, "learning_rate")] == \
+        pytest.approx([0.01] * 3)
+    assert len(tracking.get_metric_history(ours.info.run_id, "epoch_time")) == 3
+    assert [a.path for a in tracking.list_artifacts(ours.info.run_id)] == ["model_summary.txt"]
+
+
+def test_mlflow_logger_writes_to_any_sink():
+    """A sink is any object with log_params(dict) and log_metrics(triples): no MLflow run needed."""
+
+    class Recorder:
+        def __init__(self):
+            self.params, self.triples = {}, []
+
+        def log_params(self, params):
+            self.params.update(params)
+
+        def log_metrics(self, triples):
+            self.triples += triples
+
+    sink = Recorder()
+    _classifier_fit([kav.callbacks.MlflowLogger(sink=sink)], epochs=2)
+    assert sink.params["optimizer_name"] == "keras_adam_variants.AMSGrad"
+    assert sink.params["optimizer_beta_2"] == 0.999 and sink.params["epochs"] == 2
+    assert sorted({k for k, _, _ in sink.triples}) == [
+        "accuracy", "epoch_time", "learning_rate", "loss", "val_accuracy", "val_loss"]
+    assert sorted({s for _, _, s in sink.triples}) == [0, 1]
+
+
+def test_mlflow_logger_needs_a_run_or_a_sink(tracking):
+    with pytest.raises(RuntimeError, match="active MLflow run.*sink="):
+        _classifier_fit([kav.callbacks.MlflowLogger()], epochs=1)
+
+
+def test_qualified_names():
+    assert kav.callbacks.qualified_name(kav.Adam()) == "keras_adam_variants.Adam"
+    assert kav.callbacks.qualified_name(keras.optimizers.Adam) == "keras.optimizers.Adam"
+    wrapped = keras.optimizers.LossScaleOptimizer(kav.Yogi())
+    assert kav.callbacks.optimizer_params(wrapped)["optimizer_name"] == "keras_adam_variants.Yogi"
