@@ -20,7 +20,7 @@ Writing (:mod:`experiments.tracking.writer`)
     ``reachable``, ``status_line()``, ``flush(timeout) -> bool``, ``finish(status, timeout) ->
     bool``, ``close()``. ``default_spool_dir(uri, run_id)``.
 
-Sync (:mod:`experiments.tracking.sync`)
+Sync (:mod:`experiments.tracking.syncing`)
     ``sync(dir_or_root, tracking_uri=None) -> (delivered, remaining)`` delivers left-over spools;
     the command is ``python -m experiments.sync`` (exit 0 all delivered, 3 some remain).
 
@@ -42,4 +42,7 @@ from experiments.tracking.store import (  # noqa: F401
     setup,
     sqlite_path,
 )
+from experiments.tracking.spool import SpoolError  # noqa: F401
+from experiments.tracking.writer import RunWriter, default_spool_dir, default_spool_root  # noqa: F401
+from experiments.tracking.syncing import find_spools, sync, sync_spool  # noqa: F401
 from experiments.tracking.versions import MAX_METRICS_PER_BATCH, log_metrics, version_tags  # noqa: F401

@@ -53,8 +53,8 @@ SUPPORTED = ("sqlite:///<path>.db, http(s)://<server>, postgresql+psycopg://<use
 # unless the user set them): durability comes from the spool (RunWriter), not from minutes of
 # retries inside one call. MLflow's defaults are 7 retries, backoff factor 2, 120 s timeout.
 HTTP_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0.5",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
 
