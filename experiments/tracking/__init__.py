@@ -18,7 +18,8 @@ Writing (:mod:`experiments.tracking.writer`)
     the operation is in a durable spool (``spool_dir``); one background thread delivers in order,
     exactly once in the store, retrying while the store is unreachable. ``pending()``,
     ``reachable``, ``status_line()``, ``flush(timeout) -> bool``, ``finish(status, timeout) ->
-    bool``, ``close()``. ``default_spool_dir(uri, run_id)``.
+    bool``, ``close()``. ``default_spool_dir(uri, run_id)``. ``writer_for(writer_or_client, run_id)``
+    (a context manager the study helpers of :mod:`experiments.report` use).
 
 Sync (:mod:`experiments.tracking.syncing`)
     ``sync(dir_or_root, tracking_uri=None) -> (delivered, remaining)`` delivers left-over spools;
@@ -43,6 +44,11 @@ from experiments.tracking.store import (  # noqa: F401
     sqlite_path,
 )
 from experiments.tracking.spool import SpoolError  # noqa: F401
-from experiments.tracking.writer import RunWriter, default_spool_dir, default_spool_root  # noqa: F401
+from experiments.tracking.writer import (  # noqa: F401
+    RunWriter,
+    default_spool_dir,
+    default_spool_root,
+    writer_for,
+)
 from experiments.tracking.syncing import find_spools, sync, sync_spool  # noqa: F401
 from experiments.tracking.versions import MAX_METRICS_PER_BATCH, log_metrics, version_tags  # noqa: F401

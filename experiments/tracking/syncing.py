@@ -28,7 +28,7 @@ class SpoolResult:
     tracking_uri: str
     delivered: int
     remaining: int
-    complete: bool  # the run's end is stored and the spool removed
+    complete: bool  # the run's end is stored (the spool is removed whenever nothing remains)
     error: str = ""
 
     def line(self) -> str:
@@ -37,8 +37,8 @@ class SpoolResult:
             return f"{head}, {self.remaining} remaining in {self.spool_dir}: {self.error}"
         if self.complete:
             return f"{head}; run complete, spool removed"
-        return (f"{head}; the run has not ended (its process was stopped): spool kept in "
-                f"{self.spool_dir}, resume the run to finish it")
+        return (f"{head}; spool removed; the run has not ended (its process was stopped): "
+                "resume it to finish it")
 
 
 def find_spools(path: str) -> list[str]:
@@ -113,10 +113,10 @@ def sync_spool(spool_dir: str, tracking_uri: str | None = None,
                                 "`python -m experiments.sync` again when it answers")
                 break
         result.remaining = len(spool.pending_ops())
-        if spool.complete():
+        if not result.remaining:
+            result.complete = spool.terminated()
             spool.remove()
             _cleanup_link(os.path.dirname(spool.dir), spool.run_id)
-            result.complete = True
         return result
     finally:
         spool.close()

@@ -21,11 +21,13 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import threading
 import time
+import uuid
 
 from experiments.tracking import delivery
 from experiments.tracking.spool import LINKS, Spool
@@ -41,6 +43,28 @@ from experiments.tracking.store import (
 BACKOFF_INITIAL_S = 0.5
 BACKOFF_MAX_S = 30.0
 MAX_PARAM_LENGTH = 6000  # MLflow's limit for a param value
+
+
+@contextlib.contextmanager
+def writer_for(target, run_id: str, timeout: float = 60.0):
+    """A :class:`RunWriter` for ``run_id``: ``target`` itself when it is one for that run, else a
+    one-shot writer for the store of ``target`` (a :class:`RunWriter`, an
+    :class:`mlflow.MlflowClient` or a tracking URI) with its own spool, flushed for up to
+    ``timeout`` seconds on exit. What the store did not take by then stays in the spool (a
+    one-line warning on stderr says where) for ``python -m experiments.sync``."""
+    if isinstance(target, RunWriter) and target.run_id == run_id:
+        yield target
+        return
+    uri = target.uri if isinstance(target, RunWriter) else getattr(target, "tracking_uri", target)
+    spool_dir = f"{default_spool_dir(uri, run_id)}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    writer = RunWriter(uri, run_id, spool_dir)
+    try:
+        yield writer
+    finally:
+        if not writer.flush(timeout):
+            delivery._stderr(f"warning: {writer.status_line() or 'not delivered yet'}; run "
+                             f"`python -m experiments.sync {writer.spool_dir}` later")
+        writer.close()
 
 
 class _Closing(Exception):
@@ -321,13 +345,11 @@ class RunWriter:
         if not self.flush(timeout):
             return False
         self.close()
-        if self.spool.complete():
-            self.spool.remove()
         return True
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the delivery thread (waiting up to ``timeout`` s for a call in flight) and release
-        the spool; undelivered operations stay in it. Idempotent."""
+        the spool; undelivered operations stay in it, an empty spool is removed. Idempotent."""
         with self._cond:
             self._closing = True
             self._cond.notify_all()
@@ -335,7 +357,10 @@ class RunWriter:
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)
         if not self._thread.is_alive():
-            self.spool.close()
+            if self.spool.pending_ops():
+                self.spool.close()
+            else:
+                self.spool.remove()  # nothing left to deliver
 
     def __enter__(self):
         return self
