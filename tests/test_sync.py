@@ -167,3 +167,39 @@ def test_default_spool_dirs(tmp_path, monkeypatch):
         f"{tmp_path}/s/spool/r1"
     assert tracking.default_spool_dir("http://127.0.0.1:5000", "r1") == \
         f"{tmp_path}/mlruns/spool/r1"
+
+
+def test_a_new_writer_delivers_what_a_killed_one_left_first(tmp_path, store):
+    """A rerun opens a RunWriter on the same spool dir: the old operations go first, in order."""
+    import mlflow
+
+    uri, run_id = new_run(store, "rerun")
+    old = Spool(str(tmp_path / "ckpt"), uri, run_id)
+    old.append([{"kind": "batch", "metrics": [["loss", 1.0, 1000, 1]], "params": {"lr": "0.1"}}])
+    old.close()  # the process died here: nothing delivered
+    writer = tracking.RunWriter(uri, run_id, str(tmp_path / "ckpt"))
+    assert writer.pending() == 1
+    writer.log_metrics([("loss", 0.5, 2)])
+    writer.log_params({"lr": 0.1})  # equal value again: fine
+    assert writer.finish(timeout=60)
+    client = mlflow.MlflowClient(uri)
+    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "loss")] == [
+        (1, 1.0), (2, 0.5)]
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert not (tmp_path / "ckpt").exists()  # the spool's files removed, then the empty dir
+
+
+def test_a_spool_kept_elsewhere_is_found_from_the_default_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = "http://127.0.0.1:9"  # nothing listens there
+    writer = tracking.RunWriter(uri, "run-z", str(tmp_path / "ckpt"))
+    writer.log_metrics([("a", 1.0, 1)])
+    assert writer.flush(timeout=1) is False and not writer.reachable
+    assert writer.status_line().startswith(f"tracking store {uri} unreachable for ")
+    assert writer.status_line().endswith(f"1 operations pending, spooled in {tmp_path}/ckpt")
+    writer.close()
+    root = str(tmp_path / "mlruns" / "spool")
+    assert tracking.find_spools(root) == [str(tmp_path / "ckpt")]
+    Spool(str(tmp_path / "ckpt")).remove()
+    assert tracking.find_spools(root) == []
+    assert not os.listdir(os.path.join(root, "links"))  # the stale pointer is gone

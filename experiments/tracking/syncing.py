@@ -61,18 +61,13 @@ def find_spools(path: str) -> list[str]:
                     continue
                 if target and is_spool(target):
                     found.append(os.path.abspath(target))
+                else:  # its spool was delivered and removed: a stale pointer
+                    try:
+                        os.remove(os.path.join(root, name))
+                    except OSError:
+                        pass
         dirs.sort()
     return sorted(dict.fromkeys(found))
-
-
-def _cleanup_link(root: str, run_id: str) -> None:
-    for base in (root, os.path.dirname(root)):
-        link = os.path.join(base, LINKS, run_id)
-        if os.path.isfile(link):
-            try:
-                os.remove(link)
-            except OSError:
-                pass
 
 
 def sync_spool(spool_dir: str, tracking_uri: str | None = None,
@@ -116,7 +111,6 @@ def sync_spool(spool_dir: str, tracking_uri: str | None = None,
         if not result.remaining:
             result.complete = spool.terminated()
             spool.remove()
-            _cleanup_link(os.path.dirname(spool.dir), spool.run_id)
         return result
     finally:
         spool.close()

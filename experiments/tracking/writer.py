@@ -139,13 +139,15 @@ class RunWriter:
     def _link(self) -> None:
         """A pointer from the default spool root, so a plain ``python -m experiments.sync``
         finds a spool kept elsewhere (e.g. in a checkpoint dir)."""
+        self._link_path = None
         root = default_spool_root(self.uri)
         if os.path.commonpath([root, self.spool_dir]) == root:
             return
         try:
             links = os.path.join(root, LINKS)
             os.makedirs(links, exist_ok=True)
-            with open(os.path.join(links, self.run_id), "w") as f:
+            self._link_path = os.path.join(links, self.run_id)
+            with open(self._link_path, "w") as f:
                 f.write(self.spool_dir + "\n")
         except OSError:
             pass  # the spool itself is what matters
@@ -361,6 +363,9 @@ class RunWriter:
                 self.spool.close()
             else:
                 self.spool.remove()  # nothing left to deliver
+                if self._link_path:
+                    with contextlib.suppress(OSError):
+                        os.remove(self._link_path)
 
     def __enter__(self):
         return self
