@@ -29,9 +29,12 @@ the same value, a tag, an artifact and ``set_terminated`` overwrite with equal c
 
 from __future__ import annotations
 
+import collections
+import itertools
 import json
 import os
 import shutil
+import threading
 import time
 
 META = "spool.json"
@@ -80,12 +83,14 @@ class Spool:
 
     ``uri``/``run_id`` are required to create one; an existing spool of another ``run_id`` raises
     :class:`SpoolError` when it still holds undelivered operations (it is replaced otherwise).
-    Not thread-safe: the owner serialises :meth:`append` and :meth:`mark_delivered`.
+    Thread-safe: one thread may :meth:`append` while another delivers and :meth:`mark_delivered`.
+    Only undelivered operations are kept in memory.
     """
 
     def __init__(self, directory: str, uri: str | None = None, run_id: str | None = None):
         self.dir = os.path.abspath(directory)
         self._lock = None
+        self._mutex = threading.RLock()
         meta_path = os.path.join(self.dir, META)
         self.meta = None
         if os.path.isfile(meta_path):
@@ -102,19 +107,23 @@ class Spool:
                          "created": time.time()}
             self._reset_files()
             write_json_atomic(meta_path, self.meta)
-        self.ops = self._load_ops()
+        ops = self._load_ops()
         self.delivered = self._load_delivered()
+        self._pending = collections.deque(op for op in ops if op["seq"] > self.delivered)
+        self._last_seq = max([self.delivered] + [op["seq"] for op in ops])
+        self._terminated = any(op["kind"] == "terminate" for op in ops)
         if run_id is not None and self.meta["run_id"] != run_id:
-            if self.pending_ops():
+            if self._pending:
                 raise SpoolError(
-                    f"spool {self.dir} holds {len(self.pending_ops())} undelivered operations of "
+                    f"spool {self.dir} holds {len(self._pending)} undelivered operations of "
                     f"run {self.meta['run_id']}: deliver them first (`python -m experiments.sync "
                     f"{self.dir}`)")
             self._reset_files()
             self.meta = {"format": FORMAT, "tracking_uri": uri or self.meta["tracking_uri"],
                          "run_id": run_id, "created": time.time()}
             write_json_atomic(meta_path, self.meta)
-            self.ops, self.delivered = [], 0
+            self.delivered = self._last_seq = 0
+            self._terminated = False
         self._ops_file = open(os.path.join(self.dir, OPS), "a")
 
     # ---- reading ------------------------------------------------------------------------------
@@ -168,18 +177,23 @@ class Spool:
 
     @property
     def next_seq(self) -> int:
-        return (self.ops[-1]["seq"] if self.ops else self.delivered) + 1
+        return self._last_seq + 1
 
-    def pending_ops(self) -> list[dict]:
-        return [op for op in self.ops if op["seq"] > self.delivered]
+    def pending_ops(self, limit: int | None = None) -> list[dict]:
+        """The undelivered operations in order (the first ``limit`` of them)."""
+        with self._mutex:
+            return list(itertools.islice(self._pending, limit))
+
+    def pending_count(self) -> int:
+        return len(self._pending)
 
     def terminated(self) -> bool:
-        """True when the run's end (``set_terminated``) is among the spooled operations."""
-        return any(op["kind"] == "terminate" for op in self.ops)
+        """True when the run's end (``set_terminated``) was spooled."""
+        return self._terminated
 
     def complete(self) -> bool:
         """True when the run's end was spooled and everything is delivered."""
-        return self.terminated() and not self.pending_ops()
+        return self.terminated() and not self._pending
 
     # ---- writing ------------------------------------------------------------------------------
 
@@ -190,16 +204,19 @@ class Spool:
 
     def append(self, ops: list[dict]) -> list[dict]:
         """Give ``ops`` the next sequence numbers, write them and fsync; returns them."""
-        seq = self.next_seq
-        lines = []
-        for op in ops:
-            op["seq"] = seq
-            seq += 1
-            lines.append(json.dumps(op, separators=(",", ":")) + "\n")
-        self._ops_file.write("".join(lines))
-        self._ops_file.flush()
-        os.fsync(self._ops_file.fileno())
-        self.ops.extend(ops)
+        with self._mutex:
+            seq = self.next_seq
+            lines = []
+            for op in ops:
+                op["seq"] = seq
+                seq += 1
+                lines.append(json.dumps(op, separators=(",", ":")) + "\n")
+            self._ops_file.write("".join(lines))
+            self._ops_file.flush()
+            os.fsync(self._ops_file.fileno())
+            self._last_seq = seq - 1
+            self._pending.extend(ops)
+            self._terminated |= any(op["kind"] == "terminate" for op in ops)
         return ops
 
     def mark_delivered(self, seq: int) -> None:
@@ -207,8 +224,11 @@ class Spool:
         if seq <= self.delivered:
             return
         write_json_atomic(os.path.join(self.dir, DELIVERED), {"seq": seq})
-        done = [op for op in self.ops if self.delivered < op["seq"] <= seq]
-        self.delivered = seq
+        done = []
+        with self._mutex:
+            self.delivered = seq
+            while self._pending and self._pending[0]["seq"] <= seq:
+                done.append(self._pending.popleft())
         for op in done:
             if op["kind"] == "artifact":
                 shutil.rmtree(os.path.join(self.dir, FILES, str(op["seq"])), ignore_errors=True)

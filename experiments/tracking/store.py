@@ -34,7 +34,6 @@ import os
 import re
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
 from urllib.parse import urlparse

@@ -81,7 +81,7 @@ def sync_spool(spool_dir: str, tracking_uri: str | None = None,
     except SpoolError as err:
         return SpoolResult(spool_dir, "?", tracking_uri or "?", 0, 0, False, str(err))
     uri = tracking_uri or spool.tracking_uri
-    result = SpoolResult(spool.dir, spool.run_id, uri, 0, len(spool.pending_ops()), False)
+    result = SpoolResult(spool.dir, spool.run_id, uri, 0, spool.pending_count(), False)
     try:
         spool.acquire(timeout=0)
     except SpoolError as err:
@@ -99,15 +99,15 @@ def sync_spool(spool_dir: str, tracking_uri: str | None = None,
             retry=tenacity.retry_if_exception(is_transient),
             wait=tenacity.wait_exponential(multiplier=0.5, max=5),
             stop=tenacity.stop_after_delay(retry_s), reraise=True)
-        while spool.pending_ops():
+        while spool.pending_count():
             try:
                 result.delivered += retrying(delivery.deliver_next, client, spool,
-                                             spool.pending_ops())
+                                             spool.pending_ops(2000))
             except Exception as err:  # noqa: BLE001
                 result.error = (f"the store did not take it ({delivery._message(err)}); run "
                                 "`python -m experiments.sync` again when it answers")
                 break
-        result.remaining = len(spool.pending_ops())
+        result.remaining = spool.pending_count()
         if not result.remaining:
             result.complete = spool.terminated()
             spool.remove()

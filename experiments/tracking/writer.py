@@ -21,7 +21,9 @@ Example::
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -124,7 +126,7 @@ class RunWriter:
         self._link()
         self._client = mlflow.MlflowClient(self.uri)
         self._warn = warn
-        self._queue = list(self.spool.pending_ops())
+        self._queue = collections.deque(self.spool.pending_ops())
         self._cond = threading.Condition()
         self._wake = threading.Event()
         self._append_lock = threading.Lock()
@@ -259,10 +261,11 @@ class RunWriter:
         if self._closing:
             raise _Closing()
         with self._cond:
-            ops = list(self._queue[:2000])
+            ops = list(itertools.islice(self._queue, 2000))
         taken = delivery.deliver_next(self._client, self.spool, ops, self._warn)
         with self._cond:
-            del self._queue[:taken]
+            for _ in range(taken):
+                self._queue.popleft()
             self._reachable, self._down_since = True, None
             self._cond.notify_all()
 
@@ -359,7 +362,7 @@ class RunWriter:
         if self._thread is not threading.current_thread():
             self._thread.join(timeout)
         if not self._thread.is_alive():
-            if self.spool.pending_ops():
+            if self.spool.pending_count():
                 self.spool.close()
             else:
                 self.spool.remove()  # nothing left to deliver
