@@ -36,8 +36,6 @@ import os
 import re
 import tempfile
 import threading
-import urllib.error
-import urllib.request
 from urllib.parse import urlparse
 
 HEALTH_TIMEOUT_S = 5.0
@@ -112,6 +110,9 @@ def redact(uri: str) -> str:
 def check_server(uri: str, timeout: float = HEALTH_TIMEOUT_S) -> None:
     """Raise :class:`TrackingUnavailableError` unless ``<uri>/health`` answers 200 within
     ``timeout`` seconds."""
+    import urllib.error
+    import urllib.request
+
     url = uri.rstrip("/") + "/health"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
