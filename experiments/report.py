@@ -1,8 +1,10 @@
 """Shared helpers of the studies (compare, sweep, reproductions): tables, plots, MLflow logging.
 
 Nothing here trains: these functions turn results into text and figures and put them on an MLflow
-run through :class:`mlflow.MlflowClient` (by run id, so they work whether or not that run is the
-active one).
+run by run id, through the project's one write path (:func:`experiments.tracking.writer_for`):
+pass the run's :class:`experiments.tracking.RunWriter` (the calls return at once; the writer
+delivers) or an :class:`mlflow.MlflowClient` (a one-shot writer with its own spool, flushed before
+the call returns; what a down server did not take stays spooled for ``python -m experiments.sync``).
 
 * :class:`Table` -- rows of dicts, printed aligned on stdout and logged as CSV and markdown.
 * :func:`mean_std`, :func:`fmt_mean_std` -- aggregation over seeds (NaN-aware, population std).
@@ -23,7 +25,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch call
+MAX_METRICS_PER_BATCH = 1000  # MLflow's limit for one log_batch call (the writer batches)
 
 
 # ---- aggregation ------------------------------------------------------------------------------
@@ -95,9 +97,13 @@ class Table:
         return "\n".join(out) + "\n"
 
     def log(self, client, run_id: str, name: str) -> list[str]:
-        """Log ``<name>.csv`` and ``<name>.md`` to run ``run_id``; returns the artifact paths."""
-        client.log_text(run_id, self.to_csv(), f"{name}.csv")
-        client.log_text(run_id, self.to_markdown(), f"{name}.md")
+        """Log ``<name>.csv`` and ``<name>.md`` to run ``run_id`` (``client``: a RunWriter or an
+        MlflowClient, see the module docstring); returns the artifact paths."""
+        from experiments.tracking import writer_for
+
+        with writer_for(client, run_id) as writer:
+            writer.log_text(self.to_csv(), f"{name}.csv")
+            writer.log_text(self.to_markdown(), f"{name}.md")
         return [f"{name}.csv", f"{name}.md"]
 
 
@@ -105,38 +111,41 @@ class Table:
 
 def log_series(client, run_id: str, series: dict[str, tuple[Sequence[int], Sequence[float]]],
                timestamp_ms: int | None = None) -> int:
-    """Log ``{key: (steps, values)}`` to ``run_id`` in batches; returns the number of points.
+    """Log ``{key: (steps, values)}`` to ``run_id`` (``client``: a RunWriter or an MlflowClient);
+    returns the number of points. The writer sends them in ``log_batch`` calls of at most 1,000.
 
     Non-finite values are skipped (MLflow stores them, but they break most plots and searches).
+    ``timestamp_ms`` is accepted for compatibility; the writer stamps values when queued.
     """
-    from mlflow.entities import Metric
+    from experiments.tracking import writer_for
 
-    ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
-    metrics = []
+    triples = []
     for key, (steps, values) in series.items():
         for step, value in zip(steps, values):
             value = float(value)
             if math.isfinite(value):
-                metrics.append(Metric(key=key, value=value, timestamp=ts, step=int(step)))
-    for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
-        client.log_batch(run_id, metrics=metrics[start:start + MAX_METRICS_PER_BATCH])
-    return len(metrics)
+                triples.append((key, value, int(step)))
+    with writer_for(client, run_id) as writer:
+        writer.log_metrics(triples)
+    return len(triples)
 
 
 def log_params(client, run_id: str, params: dict) -> None:
-    """Log ``params`` (values turned into strings, at most 6,000 characters each) in one batch."""
-    from mlflow.entities import Param
+    """Log ``params`` (values turned into strings, at most 6,000 characters each) to ``run_id``
+    (``client``: a RunWriter or an MlflowClient)."""
+    from experiments.tracking import writer_for
 
-    items = [Param(str(k), str(v)[:6000]) for k, v in params.items()]
-    for start in range(0, len(items), 100):
-        client.log_batch(run_id, params=items[start:start + 100])
+    with writer_for(client, run_id) as writer:
+        writer.log_params(params)
 
 
 def log_figure(client, run_id: str, fig, name: str) -> str:
-    """Log a matplotlib figure as ``<name>`` (a .png path) and close it."""
+    """Log a matplotlib figure as ``<name>`` (a .png path) to ``run_id`` and close it."""
     import matplotlib.pyplot as plt
+    from experiments.tracking import writer_for
 
-    client.log_figure(run_id, fig, name)
+    with writer_for(client, run_id) as writer:
+        writer.log_figure(fig, name)
     plt.close(fig)
     return name
 

@@ -95,3 +95,64 @@ def mlflow_server(root, timeout=180.0):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
         log.close()
+
+
+class MlflowServer:
+    """A real ``mlflow server`` that a test can kill (SIGKILL to its process group) and start
+    again on the same port, SQLite store and artifact root, to stage a tracking outage::
+
+        with MlflowServer(tmp_path) as server:      # started, /health answers
+            ... server.uri ...
+            server.kill()                           # the port refuses connections
+            server.start()                          # same uri, same store
+
+    ``--workers 1`` and ``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false`` keep the start short (still
+    7-40 s on 2 busy cores); each start appends to ``<root>/server.log``.
+    """
+
+    def __init__(self, root, port: int | None = None):
+        self.root = str(root)
+        self.port = port or free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+        os.makedirs(self.root, exist_ok=True)
+
+    def start(self, timeout: float = 240.0) -> "MlflowServer":
+        cmd = [os.path.join(os.path.dirname(PYTHON), "mlflow"), "server", "--host", "127.0.0.1",
+               "--port", str(self.port), "--workers", "1",
+               "--backend-store-uri", f"sqlite:///{self.root}/server.db",
+               "--artifacts-destination", f"{self.root}/server-artifacts"]
+        log = open(os.path.join(self.root, "server.log"), "a")
+        self.proc = subprocess.Popen(cmd, cwd=self.root, stdout=log, stderr=subprocess.STDOUT,
+                                     env=env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
+                                     start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mlflow server exited ({self.proc.returncode}); see "
+                                   f"{self.root}/server.log")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(self.uri + "/health", timeout=2) as response:
+                    if response.status == 200:
+                        return self
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"mlflow server not healthy after {timeout} s; see "
+                                   f"{self.root}/server.log")
+            time.sleep(0.3)
+
+    def kill(self) -> None:
+        """SIGKILL the server's process group and wait until it is gone."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self.proc = None
+
+    def __enter__(self) -> "MlflowServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.kill()
