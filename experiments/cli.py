@@ -30,11 +30,16 @@ can be renamed without touching the dispatch.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import importlib.abc
+import importlib.util
 import logging
 import os
+import re
 import shlex
 import sys
+import tempfile
 
 PACKAGE = __name__.rpartition(".")[0] or "experiments"
 PROG = "kav"
@@ -80,15 +85,16 @@ def _default_tracking_uri() -> str:
 def ui_hint(uri: str | None = None) -> str:
     """The exact shell command that opens the MLflow UI on the store ``uri`` (None: the default).
 
-    ``kav ui`` when ``uri`` is the default store of the current directory, ``kav ui
-    --tracking-uri URI`` for another local store, and the server's address for a tracking server
-    (its UI is already running there).
+    ``kav ui`` when that is what ``kav ui`` run here would open (the current directory's
+    ``mlflow.db``, with ``MLFLOW_TRACKING_URI`` unset or equal to it), ``kav ui --tracking-uri
+    URI`` for another local store, and the server's address for a tracking server (its UI is
+    already running there).
     """
-    default = _default_tracking_uri()
-    uri = uri or default
+    uri = uri or _default_tracking_uri()
     if uri.startswith(("http://", "https://")):
         return f"open {uri} in a browser (the tracking server serves the MLflow UI)"
-    if uri == default and not os.environ.get("MLFLOW_TRACKING_URI"):
+    here = "sqlite:///" + os.path.join(os.path.abspath(os.getcwd()), "mlflow.db")
+    if uri == here and os.environ.get("MLFLOW_TRACKING_URI", uri) == uri:
         return f"{PROG} ui    (from {os.getcwd()})"
     return f"{PROG} ui --tracking-uri {shlex.quote(uri)}"
 
@@ -147,6 +153,72 @@ def ui_main(argv: list[str]) -> int:
 
 # ---- quiet logs -------------------------------------------------------------------------------
 
+# Lines TensorFlow's C++ runtime writes straight to file descriptor 2 while it is imported, whatever
+# TF_CPP_MIN_LOG_LEVEL says (TF 2.21 logs through absl before absl's log is initialised): the
+# "before absl::InitializeLog()" notice and INFO lines such as the oneDNN banner, twice a process.
+_IMPORT_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to "
+    r"STDERR|I\d{4} [\d:.]+ +\d+ [\w.]+:\d+\] )")
+
+
+@contextlib.contextmanager
+def filtered_stderr(noise: re.Pattern = _IMPORT_NOISE):
+    """Send file descriptor 2 to a temporary file for the block, then write back every line that
+    does not match ``noise`` (everything, if the block raised)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    failed = True
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+            failed = False
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode(errors="replace").splitlines(keepends=True)
+            kept = lines if failed else [line for line in lines if not noise.match(line)]
+            if kept:
+                sys.stderr.write("".join(kept))
+                sys.stderr.flush()
+
+
+class _QuietImport(importlib.abc.MetaPathFinder):
+    """Imports the top-level module ``name`` (on first import only) inside
+    :func:`filtered_stderr`."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != self.name:
+            return None
+        with contextlib.suppress(ValueError):
+            sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return spec
+        exec_module = spec.loader.exec_module
+
+        def quiet_exec_module(module):
+            with filtered_stderr():
+                exec_module(module)
+
+        spec.loader.exec_module = quiet_exec_module
+        return spec
+
+
+def quiet_tensorflow_import() -> None:
+    """Hide the banner TensorFlow prints when it is imported (see ``_IMPORT_NOISE``); call before
+    anything imports it. Other stderr output of the import is kept; nothing changes once
+    TensorFlow is imported."""
+    if "tensorflow" not in sys.modules and not any(
+            isinstance(f, _QuietImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _QuietImport("tensorflow"))
+
+
 def configure_logging(verbose: bool) -> None:
     """Quiet by default: TensorFlow's C++ log, absl (TFDS) and MLflow at WARNING; ``verbose``
     shows their info lines. Environment variables already set by the user win."""
@@ -156,6 +228,7 @@ def configure_logging(verbose: bool) -> None:
     else:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # oneDNN banner, CUDA probing
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+        quiet_tensorflow_import()
         level = logging.WARNING
     for name in ("absl", "tensorflow", "tensorflow_datasets", "mlflow", "alembic", "urllib3"):
         logging.getLogger(name).setLevel(level)

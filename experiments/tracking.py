@@ -5,9 +5,11 @@ experiment id. The store is, in order:
 
 1. ``tracking_uri`` when given (``--tracking-uri``);
 2. the ``MLFLOW_TRACKING_URI`` environment variable;
-3. ``sqlite:///<abs cwd>/mlruns/mlflow.db``.
+3. ``sqlite:///<abs cwd>/mlflow.db`` -- MLflow's own default (``sqlite:///mlflow.db``), made
+   absolute: a plain ``mlflow ui``, ``mlflow.get_run`` or ``mlflow.keras.autolog`` run from the
+   same directory sees the same runs.
 
-With a SQLite store, a new experiment's artifacts go to ``<dir of the .db>/artifacts/<experiment>``
+With a SQLite store, a new experiment's artifacts go to ``<dir of the .db>/mlartifacts/<experiment>``
 (an absolute path, so runs started from any directory keep their artifacts together). With a
 tracking server (``http://``/``https://``) the server decides, and the server is checked first:
 one ``GET /health`` with a short timeout, so a server that cannot be reached fails the run before
@@ -32,11 +34,12 @@ class TrackingUnavailableError(RuntimeError):
 
 
 def default_tracking_uri() -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<abs cwd>/mlruns/mlflow.db``."""
+    """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<abs cwd>/mlflow.db`` (MLflow's own
+    default store, ``sqlite:///mlflow.db``, made absolute)."""
     env = os.environ.get("MLFLOW_TRACKING_URI")
     if env:
         return env
-    return "sqlite:///" + os.path.join(os.path.abspath(os.getcwd()), "mlruns", "mlflow.db")
+    return "sqlite:///" + os.path.join(os.path.abspath(os.getcwd()), "mlflow.db")
 
 
 def resolve_uri(tracking_uri: str | None) -> str:
@@ -64,7 +67,7 @@ def check_server(uri: str, timeout: float = HEALTH_TIMEOUT_S) -> None:
         raise TrackingUnavailableError(
             f"cannot reach the MLflow tracking server {uri} ({url}: {reason}). Start it (e.g. "
             "`mlflow server --host 127.0.0.1 --port 5000`), or pass another --tracking-uri "
-            "(or unset MLFLOW_TRACKING_URI to use the local SQLite store ./mlruns/mlflow.db)."
+            "(or unset MLFLOW_TRACKING_URI to use the local SQLite store ./mlflow.db)."
         ) from None
 
 
@@ -74,7 +77,7 @@ def artifact_location(uri: str, experiment: str) -> str | None:
     if db is None:
         return None
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment).strip("_") or "experiment"
-    return os.path.join(os.path.dirname(db), "artifacts", safe)
+    return os.path.join(os.path.dirname(db), "mlartifacts", safe)
 
 
 def setup(tracking_uri: str | None, experiment: str) -> str:
