@@ -140,7 +140,7 @@ def test_a_missing_subcommand_module_is_one_line(monkeypatch, capsys, no_logging
     monkeypatch.setitem(cli.COMMANDS, "sync", ("no_such_module_here", "x"))
     assert cli.main(["sync"]) == 2
     assert capsys.readouterr().err == ("error: `kav sync` is not available in this version (no "
-                                       "module experiments.no_such_module_here)\n")
+                                       f"module {cli.PACKAGE}.no_such_module_here)\n")
 
 
 # ---- the store and the UI --------------------------------------------------------------------
