@@ -143,6 +143,9 @@ def ui_main(argv: list[str]) -> int:
         return 0
     import subprocess
 
+    if uri.startswith("sqlite:///") and not os.path.exists(uri[len("sqlite:///"):]):
+        print(f"note: no runs at {uri} yet (run a kav command in this directory first, or pass "
+              "--tracking-uri / set MLFLOW_TRACKING_URI)", flush=True)
     print(f"MLflow UI on {uri}: http://{args.host}:{args.port}  (Ctrl-C stops it)", flush=True)
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
     try:

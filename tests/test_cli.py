@@ -234,3 +234,26 @@ def test_one_store_kav_train_readme_snippets_and_kav_ui_agree(tmp_path, digits_d
     # Nothing was written anywhere else (no second store, no stray ./mlruns).
     assert sorted(p.name for p in work.iterdir() if p.name != "ui.log") == [
         "mlartifacts", "mlflow.db", "model.keras"]
+
+
+# ---- built-in configs by name ----------------------------------------------------------------
+
+def test_configs_resolve_by_name_or_path(tmp_path, monkeypatch):
+    from experiments import configs
+
+    assert {"digits_quick", "digits_loguniform"} <= set(configs.names())
+    builtin = configs.resolve_config("digits_quick")
+    assert os.path.isfile(builtin) and builtin.endswith("digits_quick.toml")
+    assert configs.resolve_config("digits_quick.toml") == builtin
+    own = tmp_path / "digits_quick.toml"  # a user's file of the same name wins
+    own.write_text("x = 1\n")
+    monkeypatch.chdir(tmp_path)
+    assert configs.resolve_config("digits_quick.toml") == "digits_quick.toml"
+    assert configs.resolve_config(str(own)) == str(own)
+    # The checkout path the README used resolves from any directory.
+    assert configs.resolve_config("experiments/configs/digits_loguniform.toml") == \
+        configs.resolve_config("digits_loguniform")
+    with pytest.raises(configs.ConfigNotFoundError, match="did you mean 'digits_quick'"):
+        configs.resolve_config("digits_quik")
+    with pytest.raises(configs.ConfigNotFoundError, match="built-in: digits_loguniform"):
+        configs.resolve_config("/nowhere/digits_quick.toml")  # a missing path is not a name
