@@ -100,8 +100,10 @@ def _psycopg():
 
 
 def _first_line(err: Exception) -> str:
+    """The error's message on one line, ending with one full stop or question mark."""
     text = str(err).strip() or type(err).__name__
-    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    return text if text.endswith(("?", ".")) else text + "."
 
 
 def check_database(db: PostgresURI) -> None:
@@ -112,7 +114,7 @@ def check_database(db: PostgresURI) -> None:
             conn.execute("SELECT 1")
     except psycopg.Error as err:
         raise ServerError(
-            f"cannot use the PostgreSQL database {db.where()}: {_first_line(err)}. Check that "
+            f"cannot use the PostgreSQL database {db.where()}: {_first_line(err)} Check that "
             "PostgreSQL runs there and the URI is right; create the role and database with "
             "`kav server --init-db --superuser-uri postgresql://postgres@HOST:PORT/postgres`."
         ) from None
