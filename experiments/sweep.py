@@ -259,7 +259,14 @@ def parse_config(raw: dict, source: str = "<config>") -> SweepConfig:
 
 
 def load_config(path: str) -> SweepConfig:
-    """Read and check the TOML file ``path`` (:class:`SweepConfigError` on any problem)."""
+    """Read and check the TOML file ``path``, or the built-in config of that name
+    (:func:`experiments.configs.resolve_config`); :class:`SweepConfigError` on any problem."""
+    from experiments.configs import ConfigNotFoundError, resolve_config
+
+    try:
+        path = resolve_config(path)
+    except ConfigNotFoundError as err:
+        raise SweepConfigError(str(err)) from None
     try:
         with open(path, "rb") as f:
             raw = tomllib.load(f)
@@ -440,7 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a learning-rate sweep described by a TOML file (see the module doc "
                     "or experiments/configs/) as nested MLflow runs; report the best learning "
                     "rate per optimizer.")
-    p.add_argument("--config", required=True, help="the sweep's TOML file")
+    p.add_argument("--config", required=True,
+                   help="the sweep's TOML file, or a built-in config by name (digits_quick, "
+                        "digits_loguniform)")
     p.add_argument("--tracking-uri", default=None,
                    help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
                         "sqlite:///<cwd>/mlruns/mlflow.db)")
@@ -481,7 +490,9 @@ def main(argv=None):
               f"{len(cfg.seeds)} seeds = {len(arms) * len(cfg.seeds)} runs; learning rates "
               f"{', '.join(f'{lr:g}' for lr in cfg.learning_rates)}")
         return None
-    with open(args.config, encoding="utf-8") as f:
+    from experiments.configs import resolve_config
+
+    with open(resolve_config(args.config), encoding="utf-8") as f:
         text = f.read()
     try:
         return run_sweep(cfg, tracking_uri=args.tracking_uri, data_dir=args.data_dir,

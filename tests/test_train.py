@@ -54,13 +54,13 @@ def test_run_logs_to_default_sqlite_store_and_model_reloads(tmp_path, monkeypatc
     capture = Capture()
     result = train.run(config, callbacks=[capture])
 
-    db = tmp_path / "mlruns" / "mlflow.db"
+    db = tmp_path / "mlflow.db"  # the default store: MLflow's own ./mlflow.db, made absolute
     assert db.exists()
     uri = f"sqlite:///{db}"
     client = _client(uri)
     [found] = mlflow.search_runs(experiment_names=["kav-train"], output_format="list")
     assert found.info.run_id == result.run_id and found.info.status == "FINISHED"
-    assert found.info.artifact_uri.startswith(str(tmp_path / "mlruns" / "artifacts" / "kav-train"))
+    assert found.info.artifact_uri.startswith(str(tmp_path / "mlartifacts" / "kav-train"))
 
     params = found.data.params
     optimizer = capture.trained.optimizer
@@ -181,7 +181,7 @@ def test_killed_run_resumes_same_run_and_same_weights(tmp_path, digits_data_dir)
 
     import mlflow
 
-    client = _client(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
+    client = _client(f"sqlite:///{tmp_path}/mlflow.db")
     runs = mlflow.search_runs(experiment_names=["resume"], output_format="list")
     assert [r.info.run_id for r in runs] == [killed["run_id"]]
     for key in train.EPOCH_KEYS:
