@@ -28,6 +28,11 @@ BASE_ARGUMENTS_DOC = """
     `weight_decay` (decoupled: θ ← θ − lr·weight_decay·θ before the update, as PyTorch's AdamW),
     `clipnorm`, `clipvalue`, `global_clipnorm`, `use_ema`, `ema_momentum`,
     `ema_overwrite_frequency`, `loss_scale_factor`, `gradient_accumulation_steps` and `name`.
+
+    The step t = 1, 2, … counts `apply_gradients` calls (``iterations + 1``), as in Keras. A
+    variable without a gradient in a call (``None``, or left out of the list) is untouched, its
+    slots too, and its next update uses that global t (PyTorch counts steps per parameter
+    instead). Bias corrections 1 − β^t are exact to the variable's precision for any t.
 """
 
 
@@ -105,7 +110,8 @@ class KavOptimizer(keras.optimizers.Optimizer):
     @staticmethod
     def _compute_dtype(variable):
         """float64 for float64 variables, else float32: where scalars of an update are computed."""
-        return "float64" if keras.backend.standardize_dtype(variable.dtype) == "float64" else "float32"
+        float64 = keras.backend.standardize_dtype(variable.dtype) == "float64"
+        return "float64" if float64 else "float32"
 
     def _beta_power(self, beta, step=None, dtype="float32"):
         """beta**t = exp(t·log beta), log beta taken in Python's double; t is this update's step
@@ -197,11 +203,6 @@ class KavOptimizer(keras.optimizers.Optimizer):
         """1 − beta**t for the last step taken, t = ``iterations``: for the effective rates."""
         return self._bias_correction(beta, variable, self._last_step())
 
-
-def _log(beta):
-    """log beta in Python's double (beta > 0), as a float the backend takes as a scalar."""
-    return math.log(beta)
-
     def _given_gradient(self, gradient, variable):
         """The dense ``gradient`` an effective step needs, or a clear error if it is missing."""
         if gradient is None:
@@ -210,3 +211,8 @@ def _log(beta):
                 "not store: call effective_step(variable, gradient)."
             )
         return self._dense(gradient, variable)
+
+
+def _log(beta):
+    """log beta in Python's double (beta > 0), as a float the backend takes as a scalar."""
+    return math.log(beta)

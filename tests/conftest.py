@@ -145,7 +145,8 @@ def run_masked(optimizer, thetas, grads, mask, mode="eager", dtype="float32"):
     """Apply the gradients where ``mask`` (steps, variables) says so; trajectories per variable.
 
     A variable without a gradient is passed with a ``None`` gradient or left out of
-    `apply_gradients` (``_MISSING``: both happen). Returns one array (steps + 1, *shape) per variable, as float64.
+    `apply_gradients` (``_MISSING``: both happen). Returns one array (steps + 1, *shape) per
+    variable, as float64.
     """
     import keras
     import tensorflow as tf
