@@ -200,8 +200,19 @@ class KavOptimizer(keras.optimizers.Optimizer):
         return ops.cast(ops.maximum(self.iterations, 1), "float32")
 
     def _bias_correction_now(self, beta, variable):
-        """1 − beta**t for the last step taken, t = ``iterations``: for the effective rates."""
-        return self._bias_correction(beta, variable, self._last_step())
+        """1 − beta**t for the last step taken, t = ``iterations``: for the effective rates.
+
+        With beta rounded as the update that averaged the moments rounded it
+        (`_kernel_beta_dtype`), so that the effective step is the step taken."""
+        return self._bias_correction(
+            beta, variable, self._last_step(), beta_rounded_to=self._kernel_beta_dtype(variable)
+        )
+
+    def _kernel_beta_dtype(self, variable):
+        """The dtype a fused kernel rounds β to when it updates ``variable``; None where the
+        moments are averaged with β itself (the ``keras.ops`` path). Classes whose update hands
+        β to a kernel override it."""
+        return None
 
     def _given_gradient(self, gradient, variable):
         """The dense ``gradient`` an effective step needs, or a clear error if it is missing."""

@@ -90,6 +90,9 @@ class Adam(KavOptimizer):
             variable, ops.divide(ops.multiply(lr, m_hat), ops.add(ops.sqrt(v_hat), self.epsilon))
         )
 
+    def _kernel_beta_dtype(self, variable):
+        return variable.dtype if self._fused_for(variable) is not None else None
+
     def _effective_learning_rate(self, variable, lr):
         v_hat = ops.divide(
             self._slot(self._v, variable), self._bias_correction_now(self.beta_2, variable)

@@ -119,6 +119,9 @@ class AMSGrad(KavOptimizer):
             ops.divide(ops.multiply(lr, numerator), ops.add(ops.sqrt(denominator), self.epsilon)),
         )
 
+    def _kernel_beta_dtype(self, variable):
+        return variable.dtype if self._fused_for(variable) is not None else None
+
     def _effective_learning_rate(self, variable, lr):
         v_hat = self._slot(self._v_hat, variable)
         if self.bias_correction:
