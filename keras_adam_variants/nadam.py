@@ -78,6 +78,14 @@ class Nadam(KavOptimizer):
         super().build(var_list)
         self._m, self._v = self.add_optimizer_variables(var_list, ["m", "v"])
 
+    def load_own_variables(self, store):
+        """Keras' loader; also reads a Nadam saved before Π_t was computed from t, whose state
+        ends with one ``mu_product`` scalar per variable (dropped: Π_t is a function of t)."""
+        legacy = len(self._trainable_variables)
+        if self.built and legacy and len(store.keys()) == len(self.variables) + legacy:
+            store = {str(i): store[str(i)] for i in range(len(self.variables))}
+        super().load_own_variables(store)
+
     def _mu(self, t):
         """μ_t = β1·(1 − 0.5·0.96^(t·ψ)) for a float64 t."""
         return self.beta_1 * (1.0 - 0.5 * ops.exp(t * (self.momentum_decay * _LOG_0_96)))

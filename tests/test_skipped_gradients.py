@@ -102,3 +102,23 @@ def test_pytorch_counts_steps_per_parameter(spec):
         assert _deviation(ours, theirs) < TOLERANCE
     else:  # variable 1 first updates at t = 5: PyTorch's t = 1 there
         assert max_deviation(ours[1], theirs[1]) > 10 * TOLERANCE
+
+
+def test_nadam_loads_state_saved_with_per_variable_products():
+    """Nadam once kept Π in one slot per variable, saved after m and v: such a save still loads
+    (the products dropped), instead of Keras skipping the whole optimizer state."""
+    variables = [keras.Variable(np.ones(3, "float32")), keras.Variable(np.ones((2, 2), "float32"))]
+    saved = kav.Nadam()
+    for _ in range(3):
+        saved.apply_gradients([(tf.ones(v.shape), v) for v in variables])
+    store = {}
+    saved.save_own_variables(store)
+    n = len(store)
+    store.update({str(n + i): np.float32(0.5) for i in range(len(variables))})  # the old slots
+    loaded = kav.Nadam()
+    loaded.build(variables)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded.load_own_variables(store)
+    for a, b in zip(saved.variables, loaded.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
