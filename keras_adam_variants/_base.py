@@ -1,6 +1,7 @@
 """The base class of the package's optimizers: argument checks, config and shared update helpers."""
 
 import inspect
+import math
 
 import keras
 import numpy as np
@@ -43,6 +44,11 @@ BASE_ARGUMENTS_DOC = """
     NaN 0/0 (and in float16 variables ε must not round to 0: checked when the optimizer is
     built). `build` refuses variables that are not floating point; `apply` refuses a gradient
     whose static shape differs from its variable's, in eager mode, `tf.function` and XLA.
+
+    The step t = 1, 2, … counts `apply_gradients` calls (``iterations + 1``), as in Keras. A
+    variable without a gradient in a call (``None``, or left out of the list) is untouched, its
+    slots too, and its next update uses that global t (PyTorch counts steps per parameter
+    instead). Bias corrections 1 − β^t are exact to the variable's precision for any t.
 """
 
 
@@ -143,16 +149,48 @@ class KavOptimizer(keras.optimizers.Optimizer):
         return ops.cast(gradient, variable.dtype)
 
     def _step(self):
-        """t, the number of this update counting from 1, as float32."""
+        """t, the number of this update counting from 1, as float32.
+
+        t is global: ``iterations + 1``, the number of `apply_gradients` calls so far, this one
+        included (Keras' convention). A variable that gets no gradient in a call (``None``, or left
+        out of the list) is left untouched by it, slots included, and its next update uses the
+        global t: no optimizer keeps a per-variable step count. PyTorch differs: it counts steps
+        per parameter (``state["step"]``), so its bias corrections for such a parameter lag.
+        """
         return ops.cast(self.iterations + 1, "float32")
 
-    def _beta_power(self, beta, step=None):
-        """beta**t in float32; t is this update's step (`_step`) unless ``step`` is given."""
-        return ops.power(ops.cast(beta, "float32"), self._step() if step is None else step)
+    @staticmethod
+    def _compute_dtype(variable):
+        """float64 for float64 variables, else float32: where scalars of an update are computed."""
+        float64 = keras.backend.standardize_dtype(variable.dtype) == "float64"
+        return "float64" if float64 else "float32"
 
-    def _bias_correction(self, beta, variable, step=None):
-        """1 − beta**t, computed in float32 (exact for any t) and cast to the variable's dtype."""
-        return ops.cast(1.0 - self._beta_power(beta, step), variable.dtype)
+    def _beta_power(self, beta, step=None, dtype="float32"):
+        """beta**t = exp(t·log beta), log beta taken in Python's double; t is this update's step
+        (`_step`) unless ``step`` is given. For 1 − beta**t use `_bias_correction`."""
+        t = self._step() if step is None else step
+        return ops.exp(ops.multiply(ops.cast(t, dtype), _log(beta)))
+
+    def _bias_correction(self, beta, variable, step=None, beta_rounded_to=None):
+        """1 − beta**t in ``variable``'s dtype, exact to its rounding for any t and beta in (0, 1).
+
+        Computed as −expm1(t·log beta) with log beta in Python's double and the product in
+        float32 (float64 for float64 variables): no cancellation, whereas 1 − beta**t in float32
+        loses the digits of beta beyond float32 (β2 = 0.999 makes Adam's first step 0.9999933·lr
+        instead of lr; β2 = 0.99999, 1.00068·lr). beta = 0 gives 1.
+
+        ``beta_rounded_to``: a dtype; beta is first rounded to it. The fused TensorFlow kernels
+        take β in the variable's dtype and average with that rounded β; their bias correction
+        must use the same β to stay exact (see `_fused`).
+        """
+        t = self._step() if step is None else step
+        dtype = self._compute_dtype(variable)
+        if beta_rounded_to is not None:
+            beta = float(np.asarray(beta, keras.backend.standardize_dtype(beta_rounded_to)))
+        if beta == 0:
+            return ops.ones((), variable.dtype)
+        correction = ops.negative(ops.expm1(ops.multiply(ops.cast(t, dtype), _log(beta))))
+        return ops.cast(correction, variable.dtype)
 
     @staticmethod
     def _fused_for(variable):
@@ -166,8 +204,14 @@ class KavOptimizer(keras.optimizers.Optimizer):
         return _fused if _fused.available(variable) else None
 
     def _assign_average(self, average, value, decay):
-        """average ← decay·average + (1 − decay)·value, the exponential moving average."""
-        self.assign(average, ops.add(ops.multiply(average, decay), ops.multiply(value, 1 - decay)))
+        """average ← decay·average + (1 − decay)·value, the exponential moving average.
+
+        Written average + (1 − decay)·(value − average) with 1 − decay taken in Python's double:
+        only 1 − decay is rounded to the variable's dtype, so the average decays by decay itself
+        (0.99999 in float32 is 0.99998999, whose 1 − β is 0.14% off), consistent with the exact
+        bias correction (`_bias_correction`).
+        """
+        self.assign_add(average, ops.multiply(ops.subtract(value, average), 1 - decay))
 
     # -- the adaptive step, read from the slots (see `effective_learning_rate`) -----------------
 
@@ -208,8 +252,19 @@ class KavOptimizer(keras.optimizers.Optimizer):
         return ops.cast(ops.maximum(self.iterations, 1), "float32")
 
     def _bias_correction_now(self, beta, variable):
-        """1 − beta**t for the last step taken, t = ``iterations``: for the effective rates."""
-        return self._bias_correction(beta, variable, self._last_step())
+        """1 − beta**t for the last step taken, t = ``iterations``: for the effective rates.
+
+        With beta rounded as the update that averaged the moments rounded it
+        (`_kernel_beta_dtype`), so that the effective step is the step taken."""
+        return self._bias_correction(
+            beta, variable, self._last_step(), beta_rounded_to=self._kernel_beta_dtype(variable)
+        )
+
+    def _kernel_beta_dtype(self, variable):
+        """The dtype a fused kernel rounds β to when it updates ``variable``; None where the
+        moments are averaged with β itself (the ``keras.ops`` path). Classes whose update hands
+        β to a kernel override it."""
+        return None
 
     def _given_gradient(self, gradient, variable):
         """The dense ``gradient`` an effective step needs, or a clear error if it is missing."""
@@ -219,3 +274,8 @@ class KavOptimizer(keras.optimizers.Optimizer):
                 "not store: call effective_step(variable, gradient)."
             )
         return self._dense(gradient, variable)
+
+
+def _log(beta):
+    """log beta in Python's double (beta > 0), as a float the backend takes as a scalar."""
+    return math.log(beta)

@@ -9,11 +9,15 @@ formula (only float32 rounding may differ from the ``keras.ops`` path):
   our formula, possibly after rescaling a scalar:
 
   ======================  =====================================================================
-  Adam                    ``ResourceApplyAdam`` with ε' = ε·√(1 − β2^t): the kernel's
-                          lr·√(1−β2^t)/(1−β1^t)·m/(√v + ε') equals lr·m̂/(√v̂ + ε).
+  Adam                    ``ResourceApplyAdam`` with β powers 0, lr' = lr·√(1−β2^t)/(1−β1^t)
+                          and ε' = ε·√(1 − β2^t): the kernel's lr'·m/(√v + ε') equals
+                          lr·m̂/(√v̂ + ε). The kernel averages with β rounded to the variable's
+                          dtype (it takes β, not 1 − β), so the corrections use that β, exactly
+                          (`KavOptimizer._bias_correction`); passing β^t instead would round
+                          1 − β^t (0.1% off at β2 = 0.99999).
   AMSGrad                 ``ResourceApplyAdamWithAmsgrad`` (v̂ ← max(v̂, v), then
-                          lr·√(1−β2^p)/(1−β1^p)·m/(√v̂ + ε')): β powers 0 and ε' = ε give the
-                          paper's form; true powers and ε' = ε·√(1 − β2^t) the bias-corrected one.
+                          lr'·m/(√v̂ + ε') with β powers 0): lr' = lr, ε' = ε give the paper's
+                          form; lr', ε' as for Adam the bias-corrected one.
                           It has no XLA kernel, so it is not used under ``jit_compile``;
                           there the ``keras.ops`` path computes the same folded form.
   Adagrad                 ``ResourceApplyAdagradV2``: G += g²; θ −= lr·g/(√G + ε), exact.
@@ -152,7 +156,7 @@ def _adamax(values, g, lr_t, beta_1, one_minus_beta_1, beta_2, epsilon):
     """Adamax's update (see `Adamax`); lr_t = lr / (1 − β1^t). Values are θ, m, u."""
     tf_ = tf()
     theta, m, u = values
-    m = m * beta_1 + g * one_minus_beta_1
+    m = m + (g - m) * one_minus_beta_1  # decays by β1 itself (see KavOptimizer._assign_average)
     u = tf_.maximum(u * beta_2, tf_.abs(g) + epsilon)
     return [theta - lr_t * (m / u), m, u]
 

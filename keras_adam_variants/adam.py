@@ -62,19 +62,23 @@ class Adam(KavOptimizer):
         fused = self._fused_for(variable)
         if fused is not None:
             # One TensorFlow kernel: lr·√(1−β2^t)/(1−β1^t)·m/(√v + ε'), with ε' = ε·√(1−β2^t)
-            # equal to lr·m̂/(√v̂ + ε) above.
+            # equal to lr·m̂/(√v̂ + ε) above. The kernel would compute 1 − β^t from β^t in the
+            # variable's dtype (β2^t rounds to float32 near 1: up to 0.1% off for β2 = 0.99999),
+            # so it gets powers 0 and the exact corrections folded into lr and ε instead.
             dtype = variable.dtype
-            beta_1_power, beta_2_power = self._beta_power(self.beta_1), self._beta_power(self.beta_2)
+            correction_1 = self._bias_correction(self.beta_1, variable, beta_rounded_to=dtype)
+            root_2 = ops.sqrt(self._bias_correction(self.beta_2, variable, beta_rounded_to=dtype))
+            zero = ops.zeros((), dtype)
             fused.tf().raw_ops.ResourceApplyAdam(
                 var=fused.handle(variable),
                 m=fused.handle(m),
                 v=fused.handle(v),
-                beta1_power=ops.cast(beta_1_power, dtype),
-                beta2_power=ops.cast(beta_2_power, dtype),
-                lr=lr,
+                beta1_power=zero,
+                beta2_power=zero,
+                lr=ops.divide(ops.multiply(lr, root_2), correction_1),
                 beta1=ops.cast(self.beta_1, dtype),
                 beta2=ops.cast(self.beta_2, dtype),
-                epsilon=ops.cast(self.epsilon * ops.sqrt(1.0 - beta_2_power), dtype),
+                epsilon=ops.multiply(ops.cast(self.epsilon, dtype), root_2),
                 grad=g,
             )
             return
@@ -85,6 +89,9 @@ class Adam(KavOptimizer):
         self.assign_sub(
             variable, ops.divide(ops.multiply(lr, m_hat), ops.add(ops.sqrt(v_hat), self.epsilon))
         )
+
+    def _kernel_beta_dtype(self, variable):
+        return variable.dtype if self._fused_for(variable) is not None else None
 
     def _effective_learning_rate(self, variable, lr):
         v_hat = ops.divide(

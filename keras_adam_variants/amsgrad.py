@@ -79,27 +79,31 @@ class AMSGrad(KavOptimizer):
         v_hat = self._slot(self._v_hat, variable)
         fused = self._fused_for(variable)
         if fused is not None and fused.in_xla_context() is False:  # the kernel has no XLA version
-            # One TensorFlow kernel: v̂ ← max(v̂, v); θ ← θ − lr·√(1−p2)/(1−p1)·m/(√v̂ + ε').
-            # p1 = p2 = 0, ε' = ε is the paper's form; p = β^t, ε' = ε·√(1−β2^t) equals the
-            # bias-corrected form above.
+            # One TensorFlow kernel: v̂ ← max(v̂, v); θ ← θ − lr'·m/(√v̂ + ε') (β powers 0).
+            # lr' = lr, ε' = ε is the paper's form; lr' = lr·√(1−β2^t)/(1−β1^t) and
+            # ε' = ε·√(1−β2^t) the bias-corrected form above.
+            # The exact corrections are folded into lr and ε' with powers 0 (see `Adam`).
             dtype = variable.dtype
-            beta_1_power = beta_2_power = ops.zeros((), "float32")
-            epsilon = ops.cast(self.epsilon, "float32")
+            zero = ops.zeros((), dtype)
+            step_size, epsilon = lr, ops.cast(self.epsilon, dtype)
             if self.bias_correction:
-                beta_1_power = self._beta_power(self.beta_1)
-                beta_2_power = self._beta_power(self.beta_2)
-                epsilon = self.epsilon * ops.sqrt(1.0 - beta_2_power)
+                correction_1 = self._bias_correction(self.beta_1, variable, beta_rounded_to=dtype)
+                root_2 = ops.sqrt(
+                    self._bias_correction(self.beta_2, variable, beta_rounded_to=dtype)
+                )
+                step_size = ops.divide(ops.multiply(lr, root_2), correction_1)
+                epsilon = ops.multiply(epsilon, root_2)
             fused.tf().raw_ops.ResourceApplyAdamWithAmsgrad(
                 var=fused.handle(variable),
                 m=fused.handle(m),
                 v=fused.handle(v),
                 vhat=fused.handle(v_hat),
-                beta1_power=ops.cast(beta_1_power, dtype),
-                beta2_power=ops.cast(beta_2_power, dtype),
-                lr=lr,
+                beta1_power=zero,
+                beta2_power=zero,
+                lr=step_size,
                 beta1=ops.cast(self.beta_1, dtype),
                 beta2=ops.cast(self.beta_2, dtype),
-                epsilon=ops.cast(epsilon, dtype),
+                epsilon=epsilon,
                 grad=g,
             )
             return
@@ -125,6 +129,9 @@ class AMSGrad(KavOptimizer):
             variable,
             ops.divide(ops.multiply(lr, numerator), ops.add(ops.sqrt(denominator), self.epsilon)),
         )
+
+    def _kernel_beta_dtype(self, variable):
+        return variable.dtype if self._fused_for(variable) is not None else None
 
     def _effective_learning_rate(self, variable, lr):
         v_hat = self._slot(self._v_hat, variable)

@@ -1,5 +1,8 @@
 """Nadam (Dozat, 2016): Adam with Nesterov momentum and a momentum schedule, as PyTorch's NAdam."""
 
+import math
+
+import numpy as np
 from keras import ops
 
 from keras_adam_variants._base import KavOptimizer
@@ -15,7 +18,7 @@ class Nadam(KavOptimizer):
     schedule of its §3 as PyTorch's `torch.optim.NAdam` writes it)::
 
         μ_t = β1 · (1 − 0.5 · 0.96^(t·ψ))         (ψ = momentum_decay)
-        Π_t = Π_{t−1} · μ_t                       (Π_0 = 1; kept per variable, as PyTorch)
+        Π_t = μ_1 · μ_2 · … · μ_t                 (a function of the global t alone)
         m ← β1·m + (1 − β1)·g
         v ← β2·v + (1 − β2)·g²
         v̂ = v / (1 − β2^t)
@@ -24,8 +27,14 @@ class Nadam(KavOptimizer):
     Difference from `keras.optimizers.Nadam`: Keras uses μ_t = β1·(1 − 0.5·0.96^t), which is
     ``momentum_decay=1.0`` here (PyTorch's default ψ = 0.004 makes μ_t approach β1 over
     thousands of steps instead of tens); its default ε is 1e-7. With ``momentum_decay=1.0`` the
-    two agree. Keras keeps one product Π for all variables; PyTorch and this class keep one per
-    variable (the same values, each variable's slot is saved with it).
+    two agree.
+
+    t is global: the number of `apply_gradients` calls (Keras' convention, see `KavOptimizer`).
+    A variable that gets no gradient in a call is left untouched and its next update uses the
+    global t, in v̂ and in μ_t and Π_t alike. Π_t is computed in closed form from t (float64,
+    `_mu_product`), not kept in a slot: Keras keeps one product for all variables, updated once
+    per call, which gives the same values. PyTorch keeps a step count and a product per
+    parameter, so for a parameter that skipped steps it differs (for all others it agrees).
 
     `effective_learning_rate`: lr / (√v̂ + ε) with t = ``iterations``; `effective_step` needs the
     gradient (the Nesterov term uses it): lr · [ (1 − μ_t)/(1 − Π_t)·g + μ_{t+1}/(1 − Π_{t+1})·m ]
@@ -68,35 +77,68 @@ class Nadam(KavOptimizer):
             return
         super().build(var_list)
         self._m, self._v = self.add_optimizer_variables(var_list, ["m", "v"])
-        # Π_t, a scalar per variable (PyTorch's state["mu_product"]), in the variable's dtype.
-        self._mu_product = [
-            self.add_variable(
-                shape=(), initializer="ones", dtype=variable.dtype, name="mu_product"
-            )
-            for variable in var_list
-        ]
 
-    def _mu(self, t, variable):
-        """μ_t = β1·(1 − 0.5·0.96^(t·ψ)), computed in float32, cast to the variable's dtype."""
-        decay = ops.power(0.96, ops.multiply(t, self.momentum_decay))
-        return ops.cast(self.beta_1 * (1.0 - 0.5 * decay), variable.dtype)
+    def load_own_variables(self, store):
+        """Keras' loader; also reads a Nadam saved before Π_t was computed from t, whose state
+        ends with one ``mu_product`` scalar per variable (dropped: Π_t is a function of t)."""
+        legacy = len(self._trainable_variables)
+        if self.built and legacy and len(store.keys()) == len(self.variables) + legacy:
+            store = {str(i): store[str(i)] for i in range(len(self.variables))}
+        super().load_own_variables(store)
+
+    def _mu(self, t):
+        """μ_t = β1·(1 − 0.5·0.96^(t·ψ)) for a float64 t."""
+        return self.beta_1 * (1.0 - 0.5 * ops.exp(t * (self.momentum_decay * _LOG_0_96)))
+
+    def _mu_product(self, t):
+        """Π_t = μ_1·…·μ_t for a float64 t, in closed form (a function of t alone).
+
+        With q = 0.96^ψ, Π_t = β1^t·∏_{s=1..t}(1 − q^s/2), and log ∏(1 − a·q^(s−1)) over
+        s = 1..t is −Σ_k a^k/k·(1 − q^(tk))/(1 − q^k) (a = q/2; expand each log and sum the
+        geometric series): 64 terms leave an error below t·2^−64.
+        """
+        if self.beta_1 == 0:
+            return ops.zeros((), "float64")
+        if self.momentum_decay == 0:  # μ_t = β1/2 for every t
+            return ops.exp(t * math.log(self.beta_1 / 2))
+        log_q = self.momentum_decay * _LOG_0_96
+        k = np.arange(1, _SERIES_TERMS + 1, dtype=np.float64)
+        weights = np.exp(k * (log_q + math.log(0.5))) / k / np.expm1(k * log_q)
+        # Σ_k a^k/k · (1 − q^(tk))/(1 − q^k) = Σ_k weights_k · expm1(t·k·log q)
+        series = ops.sum(ops.multiply(weights, ops.expm1(ops.multiply(t, k * log_q))))
+        return ops.exp(t * math.log(self.beta_1) - series)
+
+    def _weights(self, t):
+        """((1 − μ_t)/(1 − Π_t), μ_{t+1}/(1 − Π_{t+1})) at step t, in float64: the weights of g
+        and m in the Nesterov step."""
+        t = ops.cast(t, "float64")
+        mu, mu_next, mu_product = self._mu(t), self._mu(t + 1.0), self._mu_product(t)
+        return (1.0 - mu) / (1.0 - mu_product), mu_next / (1.0 - mu_product * mu_next)
+
+    _weights_now = None  # this call's `_weights`, set by `_backend_update_step`
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        # The weights depend on t alone: computed once per call rather than once per variable
+        # (~30 small ops per variable otherwise: eagerly, twice the time of the update itself).
+        self._weights_now = self._weights(self._step())
+        try:
+            super()._backend_update_step(grads, trainable_variables, learning_rate)
+        finally:
+            self._weights_now = None
 
     def update_step(self, gradient, variable, learning_rate):
         g = self._dense(gradient, variable)
         lr = ops.cast(learning_rate, variable.dtype)
         m, v = self._slot(self._m, variable), self._slot(self._v, variable)
-        mu_product = self._slot(self._mu_product, variable)
-        t = self._step()
-        mu, mu_next = self._mu(t, variable), self._mu(t + 1.0, variable)
-        self.assign(mu_product, ops.multiply(mu_product, mu))
+        weights = self._weights_now
+        if weights is None:  # update_step called on its own
+            weights = self._weights(self._step())
+        g_weight, m_weight = (ops.cast(w, variable.dtype) for w in weights)
         self._assign_average(m, g, self.beta_1)
         self._assign_average(v, ops.square(g), self.beta_2)
         v_hat = ops.divide(v, self._bias_correction(self.beta_2, variable))
         denominator = ops.add(ops.sqrt(v_hat), self.epsilon)
-        direction = ops.add(
-            ops.multiply(g, ops.divide(1.0 - mu, 1.0 - mu_product)),
-            ops.multiply(m, ops.divide(mu_next, 1.0 - ops.multiply(mu_product, mu_next))),
-        )
+        direction = ops.add(ops.multiply(g, g_weight), ops.multiply(m, m_weight))
         self.assign_sub(variable, ops.divide(ops.multiply(lr, direction), denominator))
 
     def _effective_learning_rate(self, variable, lr):
@@ -105,14 +147,13 @@ class Nadam(KavOptimizer):
 
     def _effective_step(self, variable, lr, gradient):
         g = self._given_gradient(gradient, variable)
-        mu_product = self._slot(self._mu_product, variable)
-        t = self._last_step()
-        mu, mu_next = self._mu(t, variable), self._mu(t + 1.0, variable)
+        weights = self._weights(self._last_step())
+        g_weight, m_weight = (ops.cast(w, variable.dtype) for w in weights)
         direction = ops.add(
-            ops.multiply(g, ops.divide(1.0 - mu, 1.0 - mu_product)),
-            ops.multiply(
-                self._slot(self._m, variable),
-                ops.divide(mu_next, 1.0 - ops.multiply(mu_product, mu_next)),
-            ),
+            ops.multiply(g, g_weight), ops.multiply(self._slot(self._m, variable), m_weight)
         )
         return ops.multiply(self._effective_learning_rate(variable, lr), direction)
+
+
+_LOG_0_96 = math.log(0.96)
+_SERIES_TERMS = 64

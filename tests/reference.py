@@ -18,21 +18,59 @@ def _lr(learning_rate, t):
     return learning_rate(t) if callable(learning_rate) else learning_rate
 
 
-def _run(theta, grads, learning_rate, weight_decay, step):
-    """Shared driver: θ_t = step(θ_{t-1} after decay, g_t, lr_t, t)."""
+def _steps(grads, mask):
+    """(t, g_t) for the steps this variable gets a gradient at: t counts every step (global)."""
+    if mask is None:
+        mask = np.ones(len(grads), bool)
+    assert len(mask) == len(grads)
+    return [(t, g) for t, (g, given) in enumerate(zip(grads, mask), start=1) if given]
+
+
+def _run(theta, grads, learning_rate, weight_decay, step, mask=None):
+    """Shared driver: θ_t = step(θ_{t-1} after decay, g_t, lr_t, t); θ_t = θ_{t-1} (no decay,
+    no state change) at a step where ``mask`` (one bool per step) is False."""
     theta = np.asarray(theta, np.float64).copy()
     out = [theta.copy()]
-    for t, g in enumerate(grads, start=1):
-        g = np.asarray(g, np.float64)
-        lr = _lr(learning_rate, t)
-        if weight_decay:
-            theta = theta - lr * weight_decay * theta
-        theta = step(theta, g, lr, t)
+    taken = dict(_steps(grads, mask))
+    for t in range(1, len(grads) + 1):
+        if t in taken:
+            g = np.asarray(taken[t], np.float64)
+            lr = _lr(learning_rate, t)
+            if weight_decay:
+                theta = theta - lr * weight_decay * theta
+            theta = step(theta, g, lr, t)
         out.append(theta.copy())
     return np.stack(out)
 
 
-def adam(theta, grads, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0):
+def masked(reference, thetas, grads, mask, **hyper):
+    """Several variables under one optimizer, some skipping steps: one trajectory per variable.
+
+    ``thetas``: the initial value of each variable; ``grads``: per variable, its gradients, one
+    per step (any value where it gets none); ``mask``: bool array (steps, variables), whether
+    that variable gets a gradient at that step. Keras' convention: t counts steps
+    (`apply_gradients` calls), a variable without a gradient is untouched (no decay either),
+    and its next update uses the global t. Every step gives at least one variable a gradient
+    (Keras refuses a call with none).
+    """
+    mask = np.asarray(mask, bool)
+    assert mask.shape == (len(grads[0]), len(thetas)) and mask.any(axis=1).all()
+    return [
+        reference(theta, g, mask=mask[:, j], **hyper)
+        for j, (theta, g) in enumerate(zip(thetas, grads))
+    ]
+
+
+def adam(
+    theta,
+    grads,
+    learning_rate=0.001,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-8,
+    weight_decay=0,
+    mask=None,
+):
     """Kingma & Ba 2015, Algorithm 1 (the seed's pseudo-code)."""
     m = np.zeros_like(theta, np.float64)
     v = np.zeros_like(theta, np.float64)
@@ -45,7 +83,7 @@ def adam(theta, grads, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e
         v_hat = v / (1 - beta_2**t)
         return theta - lr * m_hat / (np.sqrt(v_hat) + epsilon)
 
-    return _run(theta, grads, learning_rate, weight_decay, step)
+    return _run(theta, grads, learning_rate, weight_decay, step, mask)
 
 
 def amsgrad(
@@ -57,6 +95,7 @@ def amsgrad(
     epsilon=1e-8,
     bias_correction=False,
     weight_decay=0,
+    mask=None,
 ):
     """Reddi et al. 2018, Algorithm 2 / the seed's eq. (1); bias_correction: PyTorch's amsgrad."""
     m = np.zeros_like(theta, np.float64)
@@ -74,7 +113,7 @@ def amsgrad(
             )
         return theta - lr * m / (np.sqrt(v_hat) + epsilon)
 
-    return _run(theta, grads, learning_rate, weight_decay, step)
+    return _run(theta, grads, learning_rate, weight_decay, step, mask)
 
 
 def rmsprop(
@@ -86,6 +125,7 @@ def rmsprop(
     momentum=0.0,
     centered=False,
     weight_decay=0,
+    mask=None,
 ):
     """Tieleman & Hinton 2012 (the seed's form, ε outside the root); Graves 2013 centering;
     PyTorch's momentum buffer."""
@@ -106,11 +146,17 @@ def rmsprop(
             return theta - lr * buf
         return theta - lr * g / denom
 
-    return _run(theta, grads, learning_rate, weight_decay, step)
+    return _run(theta, grads, learning_rate, weight_decay, step, mask)
 
 
 def adagrad(
-    theta, grads, learning_rate=0.01, initial_accumulator_value=0.0, epsilon=1e-10, weight_decay=0
+    theta,
+    grads,
+    learning_rate=0.01,
+    initial_accumulator_value=0.0,
+    epsilon=1e-10,
+    weight_decay=0,
+    mask=None,
 ):
     """Duchi et al. 2011, diagonal Adagrad as the seed writes it."""
     G = np.full_like(theta, initial_accumulator_value, np.float64)
@@ -120,10 +166,10 @@ def adagrad(
         G = G + g * g
         return theta - lr * g / (np.sqrt(G) + epsilon)
 
-    return _run(theta, grads, learning_rate, weight_decay, step)
+    return _run(theta, grads, learning_rate, weight_decay, step, mask)
 
 
-def adadelta(theta, grads, learning_rate=1.0, rho=0.95, epsilon=1e-6, weight_decay=0):
+def adadelta(theta, grads, learning_rate=1.0, rho=0.95, epsilon=1e-6, weight_decay=0, mask=None):
     """Zeiler 2012, Algorithm 1 (with a learning rate multiplying Δθ)."""
     Eg2 = np.zeros_like(theta, np.float64)
     Edx2 = np.zeros_like(theta, np.float64)
@@ -135,10 +181,19 @@ def adadelta(theta, grads, learning_rate=1.0, rho=0.95, epsilon=1e-6, weight_dec
         Edx2 = rho * Edx2 + (1 - rho) * dx * dx
         return theta - lr * dx
 
-    return _run(theta, grads, learning_rate, weight_decay, step)
+    return _run(theta, grads, learning_rate, weight_decay, step, mask)
 
 
-def adamax(theta, grads, learning_rate=0.002, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0):
+def adamax(
+    theta,
+    grads,
+    learning_rate=0.002,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-8,
+    weight_decay=0,
+    mask=None,
+):
     """Kingma & Ba 2015, §7.1 Algorithm 2, ε inside the max (PyTorch)."""
     m = np.zeros_like(theta, np.float64)
     u = np.zeros_like(theta, np.float64)
@@ -149,10 +204,10 @@ def adamax(theta, grads, learning_rate=0.002, beta_1=0.9, beta_2=0.999, epsilon=
         u = np.maximum(beta_2 * u, np.abs(g) + epsilon)
         return theta - (lr / (1 - beta_1**t)) * m / u
 
-    return _run(theta, grads, learning_rate, weight_decay, step)
+    return _run(theta, grads, learning_rate, weight_decay, step, mask)
 
 
-def sgd(theta, grads, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=0):
+def sgd(theta, grads, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=0, mask=None):
     """Plain SGD; heavy-ball (Polyak 1964) and Nesterov (Sutskever et al. 2013) momentum."""
     b = np.zeros_like(theta, np.float64)
 
@@ -163,21 +218,34 @@ def sgd(theta, grads, learning_rate=0.01, momentum=0.0, nesterov=False, weight_d
         b = momentum * b + g
         return theta - lr * (g + momentum * b if nesterov else b)
 
-    return _run(theta, grads, learning_rate, weight_decay, step)
+    return _run(theta, grads, learning_rate, weight_decay, step, mask)
 
 
 # -- issue 5: more variants ------------------------------------------------------------------
 
 
-def adamw(theta, grads, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0.01):
+def adamw(
+    theta,
+    grads,
+    learning_rate=0.001,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-8,
+    weight_decay=0.01,
+    mask=None,
+):
     """Loshchilov & Hutter 2019, Algorithm 2 (AdamW), with the decay multiplied by the learning
     rate as PyTorch's AdamW: θ_t = θ_{t-1} − lr·(m̂/(√v̂ + ε) + λ·θ_{t-1})."""
     theta = np.asarray(theta, np.float64).copy()
     m = np.zeros_like(theta)
     v = np.zeros_like(theta)
     out = [theta.copy()]
-    for t, g in enumerate(grads, start=1):
-        g = np.asarray(g, np.float64)
+    taken = dict(_steps(grads, mask))
+    for t in range(1, len(grads) + 1):
+        if t not in taken:
+            out.append(theta.copy())
+            continue
+        g = np.asarray(taken[t], np.float64)
         lr = _lr(learning_rate, t)
         m = beta_1 * m + (1 - beta_1) * g
         v = beta_2 * v + (1 - beta_2) * g * g
@@ -197,19 +265,21 @@ def nadam(
     epsilon=1e-8,
     momentum_decay=0.004,
     weight_decay=0,
+    mask=None,
 ):
     """Dozat 2016, Algorithm 2 with the momentum schedule μ_t = β1(1 − 0.5·0.96^(tψ)) (§3), in
-    the form of PyTorch's NAdam (the product of the μ's kept, the step uses μ_t and μ_{t+1})."""
+    the form of PyTorch's NAdam (the product of the μ's kept, the step uses μ_t and μ_{t+1}).
+    Π_t = μ_1·…·μ_t over every step t (global, as Keras' single product), also those this
+    variable skips."""
     m = np.zeros_like(theta, np.float64)
     v = np.zeros_like(theta, np.float64)
-    mu_product = 1.0
 
     def mu(t):
         return beta_1 * (1 - 0.5 * 0.96 ** (t * momentum_decay))
 
     def step(theta, g, lr, t):
-        nonlocal m, v, mu_product
-        mu_product = mu_product * mu(t)
+        nonlocal m, v
+        mu_product = np.prod([mu(s) for s in range(1, t + 1)])
         mu_product_next = mu_product * mu(t + 1)
         m = beta_1 * m + (1 - beta_1) * g
         v = beta_2 * v + (1 - beta_2) * g * g
@@ -217,10 +287,19 @@ def nadam(
         m_bar = (1 - mu(t)) / (1 - mu_product) * g + mu(t + 1) / (1 - mu_product_next) * m
         return theta - lr * m_bar / (np.sqrt(v_hat) + epsilon)
 
-    return _run(theta, grads, learning_rate, weight_decay, step)
+    return _run(theta, grads, learning_rate, weight_decay, step, mask)
 
 
-def radam(theta, grads, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0):
+def radam(
+    theta,
+    grads,
+    learning_rate=0.001,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-8,
+    weight_decay=0,
+    mask=None,
+):
     """Liu et al. 2020, Algorithm 2; ε added to √v_t as in PyTorch's RAdam and the authors' code;
     the SGD-with-momentum step (bias-corrected m) while ρ_t ≤ 5."""
     m = np.zeros_like(theta, np.float64)
@@ -241,10 +320,19 @@ def radam(theta, grads, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1
             return theta - lr * r_t * m_hat * l_t
         return theta - lr * m_hat
 
-    return _run(theta, grads, learning_rate, weight_decay, step)
+    return _run(theta, grads, learning_rate, weight_decay, step, mask)
 
 
-def adabelief(theta, grads, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-16, weight_decay=0):
+def adabelief(
+    theta,
+    grads,
+    learning_rate=0.001,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-16,
+    weight_decay=0,
+    mask=None,
+):
     """Zhuang et al. 2020, Algorithm 2: s_t = β2 s + (1 − β2)(g − m_t)² + ε, both corrected."""
     m = np.zeros_like(theta, np.float64)
     s = np.zeros_like(theta, np.float64)
@@ -257,7 +345,7 @@ def adabelief(theta, grads, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsil
         s_hat = s / (1 - beta_2**t)
         return theta - lr * m_hat / (np.sqrt(s_hat) + epsilon)
 
-    return _run(theta, grads, learning_rate, weight_decay, step)
+    return _run(theta, grads, learning_rate, weight_decay, step, mask)
 
 
 def yogi(
@@ -269,6 +357,7 @@ def yogi(
     epsilon=1e-3,
     initial_accumulator_value=1e-6,
     weight_decay=0,
+    mask=None,
 ):
     """Zaheer et al. 2018, Algorithm 2 (no bias correction), v_0 = 1e-6 as in its experiments."""
     m = np.zeros_like(theta, np.float64)
@@ -280,10 +369,19 @@ def yogi(
         v = v - (1 - beta_2) * np.sign(v - g * g) * g * g
         return theta - lr * m / (np.sqrt(v) + epsilon)
 
-    return _run(theta, grads, learning_rate, weight_decay, step)
+    return _run(theta, grads, learning_rate, weight_decay, step, mask)
 
 
-def lazy_adam(theta, grads, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, weight_decay=0):
+def lazy_adam(
+    theta,
+    grads,
+    learning_rate=0.001,
+    beta_1=0.9,
+    beta_2=0.999,
+    epsilon=1e-8,
+    weight_decay=0,
+    mask=None,
+):
     """LazyAdam (TF Addons): Adam on the rows a sparse gradient touches, the rest left alone.
 
     Each gradient is a dense array (every row touched: plain Adam) or a pair (indices, values)
@@ -293,7 +391,12 @@ def lazy_adam(theta, grads, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsil
     m = np.zeros_like(theta)
     v = np.zeros_like(theta)
     out = [theta.copy()]
-    for t, g in enumerate(grads, start=1):
+    taken = dict(_steps(grads, mask))
+    for t in range(1, len(grads) + 1):
+        if t not in taken:
+            out.append(theta.copy())
+            continue
+        g = taken[t]
         lr = _lr(learning_rate, t)
         if weight_decay:
             theta = theta - lr * weight_decay * theta
