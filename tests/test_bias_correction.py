@@ -150,11 +150,17 @@ def test_steps_match_float64(name, betas, mode, dtype):
 
 
 def test_issue_example_first_adam_step_is_exact():
-    """Adam(1.0, β2, ε=0) on g = 1: the first step is exactly 1, on every path."""
+    """Adam(1.0, β2, ε≈0) on g = 1: the first step is exactly 1, on every path.
+
+    The issue's example has ε = 0, which the package now refuses (a zero gradient would give
+    0/0); the smallest ε each dtype keeps is used instead, which the step cannot see: √v̂ = 1
+    and 1 + ε rounds to 1 in that dtype."""
+    smallest_epsilon = {"float32": 1e-30, "bfloat16": 1e-30, "float16": 6e-8}
     for beta_2 in (0.999, 0.99999):
         for dtype in ("float32", "float16", "bfloat16"):
             variable = keras.Variable(np.zeros(1, dtype), dtype=dtype)
-            kav.Adam(1.0, beta_2=beta_2, epsilon=0.0).apply_gradients(
+            epsilon = smallest_epsilon[dtype]
+            kav.Adam(1.0, beta_2=beta_2, epsilon=epsilon).apply_gradients(
                 [(tf.constant([1.0], dtype), variable)]
             )
             assert float(variable.numpy()[0]) == -1.0, (beta_2, dtype)
