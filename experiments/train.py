@@ -180,10 +180,26 @@ def log_model(model, data, run_id: str) -> str:
 
     sample = data.sample(32)
     signature = infer_signature(sample, model.predict(sample, verbose=0))
-    with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
+    mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None)
+    try:
         info = mlflow.keras.log_model(model, name="model", signature=signature,
                                       pip_requirements=pip_requirements())
+    finally:
+        mlflow.end_run(status="RUNNING")  # the run ends when everything it logged is stored
     return info.model_uri
+
+
+def _model_logged_before(client, run_id: str) -> str | None:
+    """The URI of a complete model logged to ``run_id`` by a process killed before it recorded
+    it (so a rerun does not log a second one), else None."""
+    from mlflow.entities import LoggedModelStatus
+
+    run = client.get_run(run_id)
+    for output in (run.outputs.model_outputs if run.outputs else []):
+        found = client.get_logged_model(output.model_id)
+        if found.status == LoggedModelStatus.READY and found.name == "model":
+            return f"models:/{output.model_id}"
+    return None
 
 
 def _log_dataset(client, run_id: str, data) -> None:
@@ -349,6 +365,7 @@ def _run(config, parent_run_id, callbacks, uri, ident, checkpoints, explicit, tr
     from experiments.run_logger import RunLogger
 
     experiment_id = tracking.setup(uri, config.experiment)
+    mlflow.set_tracking_uri(uri)  # for log_model's fluent calls
     client = mlflow.MlflowClient(uri)
     _check_artifact_location(client, experiment_id)
     if state is not None:
@@ -450,7 +467,7 @@ def _run(config, parent_run_id, callbacks, uri, ident, checkpoints, explicit, tr
             if config.log_model and not state.get("model_uri"):
                 if not writer.flush(config.finish_timeout):
                     return _result(state, writer, False, spool_dir), False
-                model_uri = log_model(model, data, run_id)
+                model_uri = _model_logged_before(client, run_id) or log_model(model, data, run_id)
                 faults.point("model_logged")
                 writer.set_tags({"model_uri": model_uri})
                 state["model_uri"] = model_uri
