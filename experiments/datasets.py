@@ -317,8 +317,9 @@ def verify_records(name: str, version_dir: str) -> None:
                     tf.constant(0, tf.int64), lambda n, _: n + 1)
                 int(count)
             except (tf.errors.DataLossError, tf.errors.OpError) as err:
+                why = re.sub(r"\{\{.*?\}\}|\[Op:.*", "", err.message.splitlines()[0]).strip()
                 raise DatasetNotPreparedError(
-                    f"TFDS data of {name!r}: {path} is damaged ({err.message.splitlines()[0]}); "
+                    f"TFDS data of {name!r}: {path} is damaged ({why}); "
                     f"delete {version_dir} and prepare it again") from None
 
 

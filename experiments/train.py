@@ -309,50 +309,64 @@ def run(config: TrainConfig, parent_run_id: str | None = None, callbacks=()) -> 
     from experiments import tracking_api as tracking
 
     validate(config)
-    uri = tracking.open_store(config.tracking_uri)
-    ident = identity(config, uri, parent_run_id)
-    explicit = config.checkpoint_dir is not None
-    directory = config.checkpoint_dir if explicit else ckpt.default_dir(uri, config.experiment,
-                                                                         ident)
     ckpt.require_writable_dir(os.getcwd(), "the working directory",
                               "run the command from a writable directory", create=False)
-    new_dir = not os.path.exists(directory)
-    checkpoints = ckpt.Checkpoints(
-        directory, "--checkpoint-dir" if explicit else
-        "the default checkpoint dir (under the tracking store; choose one with --checkpoint-dir)")
+    dataset_name, version_dir = _check_data(config)
+    explicit = config.checkpoint_dir is not None
+    checkpoints, new_dir, remove = None, False, False
     try:
-        result, remove = _run(config, parent_run_id, callbacks, uri, ident, checkpoints,
-                              explicit, tracking)
+        if explicit:  # local checks first: they take milliseconds, the store takes seconds
+            checkpoints = ckpt.Checkpoints(config.checkpoint_dir)
+            state = checkpoints.read(config.epochs)
+        uri = tracking.open_store(config.tracking_uri)
+        ident = identity(config, uri, parent_run_id)
+        if not explicit:
+            directory = ckpt.default_dir(uri, config.experiment, ident)
+            new_dir = not os.path.exists(directory)
+            checkpoints = ckpt.Checkpoints(
+                directory, "the default checkpoint dir (under the tracking store; choose one "
+                "with --checkpoint-dir)")
+            state = checkpoints.read(config.epochs)
+        result, remove = _run(config, parent_run_id, callbacks, uri, ident, checkpoints, state,
+                              explicit, tracking, version_dir)
     except BaseException:
         # Refused before any run key was written: leave no empty default directory behind.
-        remove = new_dir and not explicit and not os.path.exists(checkpoints.key_path)
+        remove = (checkpoints is not None and new_dir and not explicit
+                  and not os.path.exists(checkpoints.key_path))
         raise
     finally:
-        checkpoints.close()
-        if remove:
-            checkpoints.remove()
+        if checkpoints is not None:
+            checkpoints.close()
+            if remove:
+                checkpoints.remove()
     return result
 
 
-def _run(config, parent_run_id, callbacks, uri, ident, checkpoints, explicit, tracking):
-    """The body of :func:`run`, with the checkpoint directory open; returns (result, whether
-    to remove the directory)."""
+def _check_data(config: TrainConfig):
+    """The workload's dataset name and its prepared TFDS directory (None: to be prepared), after
+    the checks that need no TensorFlow (names, files, sizes)."""
+    from experiments import datasets, workloads
+
+    try:
+        dataset_name = workloads.get(config.workload).dataset
+        datasets.get(dataset_name)
+    except ValueError as err:
+        raise ConfigError(one_line(err)) from None
+    return dataset_name, datasets.check_files(dataset_name, config.data_dir)
+
+
+def _run(config, parent_run_id, callbacks, uri, ident, checkpoints, state, explicit, tracking,
+         version_dir):
+    """The body of :func:`run`, with the checkpoint directory open and its state read; returns
+    (result, whether to remove the directory)."""
+    from experiments import datasets
+
     key = checkpoints.run_key(ident)
-    state = checkpoints.read(config.epochs)
     if state is not None and state["run_key"] != key:
         raise ConfigError(
             f"checkpoint state {checkpoints.path} belongs to run key {state['run_key']}, not to "
             f"this directory's {key} ({checkpoints.key_path}); delete {checkpoints.directory} to "
             "start a new run")
-
-    from experiments import datasets, workloads
-
-    try:  # names first: the registries and the data files need no TensorFlow
-        dataset_name = workloads.get(config.workload).dataset
-        datasets.get(dataset_name)
-    except ValueError as err:
-        raise ConfigError(one_line(err)) from None
-    version_dir = datasets.check_files(dataset_name, config.data_dir)
     workload, devices = _validate(config)
     if version_dir is not None:
         datasets.verify_records(workload.dataset, version_dir)
