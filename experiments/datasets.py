@@ -300,27 +300,65 @@ def check_files(name: str, data_dir: str | None = None) -> str | None:
     return version_dir
 
 
+def _masked_crc(data: bytes) -> int:
+    import google_crc32c
+
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def _check_tfrecord(path: str, expected: int) -> str | None:
+    """What is wrong with the TFRecord file ``path`` (None: ``expected`` whole records).
+
+    Each record is ``uint64 length, uint32 masked CRC-32C of length, data, uint32 masked
+    CRC-32C of data`` (little-endian), as TensorFlow writes and checks them.
+    """
+    count, offset = 0, 0
+    with open(path, "rb") as f:
+        while True:
+            header = f.read(12)
+            if not header:
+                break
+            if len(header) < 12:
+                return f"a record header is cut short at byte {offset}"
+            length = int.from_bytes(header[:8], "little")
+            if _masked_crc(header[:8]) != int.from_bytes(header[8:], "little"):
+                return f"corrupted record length at byte {offset}"
+            data = f.read(length)
+            footer = f.read(4)
+            if len(data) < length or len(footer) < 4:
+                return f"a record is cut short at byte {offset}"
+            if _masked_crc(data) != int.from_bytes(footer, "little"):
+                return f"corrupted record at byte {offset}"
+            count += 1
+            offset += 16 + length
+    if count != expected:
+        return f"{count} records, dataset_info.json says {expected}"
+    return None
+
+
 def verify_records(name: str, version_dir: str) -> None:
-    """Read every record of the train and test splits once, checking each record's CRC.
+    """Read every record of the train and test splits once, checking each record's CRC-32C
+    (``google-crc32c``; no TensorFlow) and the record count of each shard.
 
     Raises :class:`DatasetNotPreparedError` naming the file when a record is damaged, so a run
-    fails before it starts instead of mid-training. Costs one pass over the files (digits:
-    milliseconds; MNIST: about a second).
+    fails before it starts instead of mid-training. Costs one pass over the files (about 1 GB/s:
+    digits in milliseconds, MNIST in a tenth of a second).
     """
     spec = get(name)
     with open(os.path.join(version_dir, "dataset_info.json")) as f:
-        splits = {s["name"]: s for s in json.load(f)["splits"]}
+        info = json.load(f)
+    if info.get("fileFormat", "tfrecord") != "tfrecord":
+        return
+    splits = {s["name"]: s for s in info["splits"]}
     for split in REQUIRED_SPLITS:
-        for path in split_files(version_dir, spec.tfds_name, splits[split]):
-            try:
-                count = tf.data.TFRecordDataset(path).reduce(
-                    tf.constant(0, tf.int64), lambda n, _: n + 1)
-                int(count)
-            except (tf.errors.DataLossError, tf.errors.OpError) as err:
-                why = re.sub(r"\{\{.*?\}\}|\[Op:.*", "", err.message.splitlines()[0]).strip()
+        files = split_files(version_dir, spec.tfds_name, splits[split])
+        for path, expected in zip(files, splits[split]["shardLengths"]):
+            why = _check_tfrecord(path, int(expected))
+            if why is not None:
                 raise DatasetNotPreparedError(
-                    f"TFDS data of {name!r}: {path} is damaged ({why}); "
-                    f"delete {version_dir} and prepare it again") from None
+                    f"TFDS data of {name!r}: {path} is damaged ({why}); delete {version_dir} and "
+                    "prepare it again")
 
 
 def _builder(spec: DatasetSpec, data_dir: str | None):

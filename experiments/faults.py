@@ -21,6 +21,11 @@ ENV = "KAV_FAULT_KILL"
 _fired: set[str] = set()
 
 
+def armed(name: str) -> bool:
+    """True when :func:`point` ``name`` would kill this process."""
+    return os.environ.get(ENV) == name and name not in _fired
+
+
 def point(name: str) -> None:
     """SIGKILL this process if ``$KAV_FAULT_KILL`` is ``name`` (first time only)."""
     if os.environ.get(ENV) == name and name not in _fired:

@@ -74,8 +74,8 @@ class RunLogger(keras.callbacks.Callback):
             self.mark = (self.seen, total)
         if self.buffer and time.monotonic() - self.last_flush > STEP_FLUSH_SECONDS:
             self.flush()
-        if self.epoch == 1 and batch + 1 == len(self.batch_sizes) // 2:
-            self.flush()
+        if faults.armed("mid_epoch") and self.epoch == 1 and batch + 1 == len(self.batch_sizes) // 2:
+            self.flush()  # some of this epoch's step losses are in the run when it dies
             faults.point("mid_epoch")
 
     def on_test_begin(self, logs=None):

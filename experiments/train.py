@@ -311,7 +311,7 @@ def run(config: TrainConfig, parent_run_id: str | None = None, callbacks=()) -> 
     validate(config)
     ckpt.require_writable_dir(os.getcwd(), "the working directory",
                               "run the command from a writable directory", create=False)
-    dataset_name, version_dir = _check_data(config)
+    _check_data(config)
     explicit = config.checkpoint_dir is not None
     checkpoints, new_dir, remove = None, False, False
     try:
@@ -328,7 +328,7 @@ def run(config: TrainConfig, parent_run_id: str | None = None, callbacks=()) -> 
                 "with --checkpoint-dir)")
             state = checkpoints.read(config.epochs)
         result, remove = _run(config, parent_run_id, callbacks, uri, ident, checkpoints, state,
-                              explicit, tracking, version_dir)
+                              explicit, tracking)
     except BaseException:
         # Refused before any run key was written: leave no empty default directory behind.
         remove = (checkpoints is not None and new_dir and not explicit
@@ -352,11 +352,13 @@ def _check_data(config: TrainConfig):
         datasets.get(dataset_name)
     except ValueError as err:
         raise ConfigError(one_line(err)) from None
-    return dataset_name, datasets.check_files(dataset_name, config.data_dir)
+    version_dir = datasets.check_files(dataset_name, config.data_dir)
+    if version_dir is not None:
+        datasets.verify_records(dataset_name, version_dir)
+    return dataset_name, version_dir
 
 
-def _run(config, parent_run_id, callbacks, uri, ident, checkpoints, state, explicit, tracking,
-         version_dir):
+def _run(config, parent_run_id, callbacks, uri, ident, checkpoints, state, explicit, tracking):
     """The body of :func:`run`, with the checkpoint directory open and its state read; returns
     (result, whether to remove the directory)."""
     from experiments import datasets
@@ -368,8 +370,6 @@ def _run(config, parent_run_id, callbacks, uri, ident, checkpoints, state, expli
             f"this directory's {key} ({checkpoints.key_path}); delete {checkpoints.directory} to "
             "start a new run")
     workload, devices = _validate(config)
-    if version_dir is not None:
-        datasets.verify_records(workload.dataset, version_dir)
 
     import keras
     import mlflow
