@@ -11,26 +11,37 @@ Python::
     result = run(TrainConfig(optimizer="amsgrad", workload="digits_mlp", epochs=3))
     result.run_id, result.history["val_accuracy"]
 
-What one run logs (to the store chosen by :mod:`experiments.tracking`):
+What one run logs (to the store chosen by :mod:`experiments.tracking`), all through one
+non-blocking tracking writer (an unreachable server costs the run nothing: what it logs waits in a
+durable spool and is delivered, in order, once):
 
 * params: ``optimizer`` (the name asked for), ``optimizer.class`` and every key of the
   optimizer's ``get_config()`` as ``optimizer.<key>``; ``workload``, ``dataset`` (+ version and
   split sizes), ``batch_size``, ``epochs``, ``seed``, ``jit``, ``device``, ``strategy``,
   ``log_every``, ``model.params``;
-* metrics per epoch, step = epoch number (1 = after the first epoch): ``loss``, ``accuracy``,
-  ``val_loss``, ``val_accuracy``, ``lr``, ``epoch_time`` (seconds, training + validation),
-  ``examples_per_second`` (training only); and every ``log_every`` steps, step = global step
-  (1-based): ``train_loss_step``, the mean training loss over the steps since the previous point.
-  All metrics go through ``MlflowClient.log_batch`` (per epoch, and at least every 15 s);
-* tags: package, Keras, TensorFlow, MLflow versions, git commit, device description, model URI;
-* the dataset as a run input (``mlflow.log_input``); artifacts ``config.json`` (the resolved
-  configuration) and ``learning_curve.png``; the trained model through ``mlflow.keras.log_model``
-  (reload it with ``mlflow.keras.load_model(uri, custom_objects=kav.custom_objects())``).
+* metrics (:mod:`experiments.run_logger`): per epoch ``loss``, ``accuracy``, ``val_loss``,
+  ``val_accuracy``, ``lr``, ``epoch_time``, ``examples_per_second``; every ``log_every`` steps
+  ``train_loss_step``;
+* tags: package, Keras, TensorFlow, MLflow versions, git commit, device, ``kav.run_key``, model URI;
+* the dataset as a run input; artifacts ``config.json`` (the resolved configuration) and
+  ``learning_curve.png``; the trained model (:func:`log_model`; reload it with
+  ``mlflow.keras.load_model(uri, custom_objects=kav.custom_objects())``).
 
-With ``--checkpoint-dir`` the model and optimizer state are saved atomically at each epoch end,
-with the run id; the same command run again after a crash resumes from the last completed epoch
-into the same MLflow run, and ends with the weights an uninterrupted run would have (the data
-order of each epoch depends on (seed, epoch) only).
+Kills and crashes lose nothing. Every run keeps a checkpoint directory (``--checkpoint-dir``, else
+``<store dir>/checkpoints/<experiment>/<hash of the settings>``, see
+:mod:`experiments.checkpoints`): the run's key is written there before the MLflow run is created
+(and the run is found again by that key), the model and optimizer state after every epoch with
+its SHA-256. The same command run again after a kill at any moment resumes into the same MLflow
+run and ends with the weights an uninterrupted run would have (the data order of each epoch
+depends on (seed, epoch) only). A finished run's default checkpoint directory is removed, so the
+same command later starts a new run; an explicit ``--checkpoint-dir`` keeps it (a rerun says
+"already finished").
+
+Everything that can be checked is checked before any run is created: numbers, names, the store,
+the checkpoint directory (writable, not in use, its files whole and this run's), the working
+directory, the TFDS data (files, sizes, every record's checksum). Every failure ends with one
+``error:`` line and exit status 2 (:mod:`experiments.errors`; ``--debug`` shows the traceback).
+This module imports nothing heavy at load time: ``--help`` and argument errors are instant.
 """
 
 from __future__ import annotations
@@ -39,84 +50,44 @@ import argparse
 import ast
 import contextlib
 import dataclasses
-import json
 import logging
 import os
-import platform
 import sys
-import time
 import warnings
-from dataclasses import dataclass, field
+
+from experiments import checkpoints as ckpt
+from experiments import faults
+from experiments.config import (  # noqa: F401 (re-exported: the runner's public names)
+    EPOCH_KEYS, STEP_KEY, ConfigError, TrainConfig, TrainResult, identity, jsonable, validate)
+from experiments.errors import ArgumentParser, add_debug_flag, cli_errors, error, one_line
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-import keras  # noqa: E402
-
-import keras_adam_variants as kav  # noqa: E402
-from experiments import datasets, tracking, workloads  # noqa: E402
-
 log = logging.getLogger("experiments.train")
 
 KERAS_ADAM = "keras_adam"  # Keras' own keras.optimizers.Adam, as a control
-STEP_FLUSH_SECONDS = 15.0
-STATE_FILE = "state.json"
-EPOCH_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_time",
-              "examples_per_second")
-STEP_KEY = "train_loss_step"
-
-
-class ConfigError(ValueError):
-    """A run's configuration cannot work (bad name, value, device, or checkpoint mismatch)."""
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines one run. ``learning_rate=None`` keeps the optimizer's default;
-    ``opt`` holds extra optimizer constructor arguments (``{"beta_2": 0.99}``)."""
-
-    optimizer: str = "adam"
-    learning_rate: float | None = None  # None = the optimizer's default
-    opt: dict = field(default_factory=dict)
-    workload: str = "digits_mlp"
-    epochs: int = 10
-    batch_size: int = 128
-    seed: int = 0
-    jit: bool = True
-    device: str = "cpu"
-    strategy: str = "none"
-    tracking_uri: str | None = None
-    experiment: str = "kav-train"
-    checkpoint_dir: str | None = None
-    log_every: int = 10
-    run_name: str | None = None
-    log_model: bool = True
-    data_dir: str | None = None  # TFDS data dir; None = TFDS's default (TFDS_DATA_DIR)
-    effective_lr_every: int = 0  # log kav.callbacks.AdaptiveLRLogger every N steps (0: off)
-    effective_lr_histograms: bool = True  # with it, a histogram PNG per epoch (costs CPU time)
-
-
-@dataclass
-class TrainResult:
-    """``history`` holds one value per epoch for each of ``loss``, ``accuracy``, ``val_loss``,
-    ``val_accuracy``, ``lr``, ``epoch_time`` (and ``examples_per_second``), over the whole run
-    (resumed runs included)."""
-
-    run_id: str
-    history: dict[str, list[float]]
-    epoch_times: list[float]
+EXIT_SPOOLED = 3  # training done, but the tracking server was unreachable: spool left to deliver
+STATE_FILE = ckpt.STATE_FILE
+RESUME_FLUSH_TIMEOUT = 30.0  # seconds to deliver a killed process's spool before resuming
 
 
 # ---- optimizers -----------------------------------------------------------------------------------
 
 def optimizer_names() -> list[str]:
     """Names ``build_optimizer`` accepts: the package's optimizers, and ``keras_adam``."""
+    import keras_adam_variants as kav
+
     return kav.names() + [KERAS_ADAM]
 
 
 def optimizer_class(name: str):
     """The class for ``name``: ``keras.optimizers.Adam`` for ``keras_adam``, else ``kav.get``."""
+    import keras
+
+    import keras_adam_variants as kav
+
     if name.lower().replace("-", "_") == KERAS_ADAM:
         return keras.optimizers.Adam
     try:
@@ -126,7 +97,7 @@ def optimizer_class(name: str):
                          f"{', '.join(optimizer_names())} (case-insensitive)") from None
 
 
-def build_optimizer(name: str, learning_rate: float | None, opt: dict) -> keras.optimizers.Optimizer:
+def build_optimizer(name: str, learning_rate: float | None, opt: dict):
     """A new optimizer ``name`` with ``learning_rate`` (None: its default) and arguments ``opt``.
 
     Unknown or invalid arguments raise the optimizer's own ``ValueError``.
@@ -139,54 +110,21 @@ def build_optimizer(name: str, learning_rate: float | None, opt: dict) -> keras.
 
 def optimizer_params(name: str, optimizer) -> dict[str, str]:
     """MLflow params describing ``optimizer``: its name, class and full ``get_config()``."""
+    import keras
+
     params = {"optimizer": name, "optimizer.class": keras.saving.get_registered_name(type(optimizer))}
     for key, value in optimizer.get_config().items():
         params[f"optimizer.{key}"] = value
     return params
 
 
-# ---- devices ----------------------------------------------------------------------------------
-
-def _devices(config: TrainConfig) -> list[str]:
-    import tensorflow as tf
-
-    if config.device == "gpu":
-        gpus = tf.config.list_logical_devices("GPU")
-        if not gpus:
-            raise ConfigError(
-                "--device gpu: TensorFlow sees no GPU here (tf.config.list_physical_devices('GPU') "
-                f"is empty; this TensorFlow {'has' if tf.test.is_built_with_cuda() else 'lacks'} "
-                "CUDA support). Use --device cpu, or install tensorflow[and-cuda] on a machine "
-                "with an NVIDIA GPU and its driver.")
-        return [d.name for d in gpus]
-    return [d.name for d in tf.config.list_logical_devices("CPU")]
-
-
-def describe_device(config: TrainConfig, devices: list[str]) -> str:
-    """A human description of the hardware the run trains on."""
-    import tensorflow as tf
-
-    if config.device == "gpu":
-        names = []
-        for gpu in tf.config.list_physical_devices("GPU"):
-            details = tf.config.experimental.get_device_details(gpu)
-            names.append(details.get("device_name", gpu.name))
-        what = ", ".join(names)
-    else:
-        model = platform.processor() or platform.machine()
-        with contextlib.suppress(OSError):
-            with open("/proc/cpuinfo") as f:
-                for line in f:
-                    if line.startswith("model name"):
-                        model = line.split(":", 1)[1].strip()
-                        break
-        what = f"CPU {model}, {os.cpu_count()} cores"
-    if config.strategy == "mirrored":
-        what += f"; MirroredStrategy over {len(devices)} devices: {', '.join(devices)}"
-    return what
-
-
 def _validate(config: TrainConfig):
+    """Check the names and the device (imports Keras); return (workload, devices)."""
+    import keras
+
+    from experiments import datasets, devices, workloads
+
+    validate(config)
     if keras.backend.backend() != "tensorflow":
         raise ConfigError(f"experiments need the TensorFlow backend, Keras uses "
                           f"{keras.backend.backend()!r} (set KERAS_BACKEND=tensorflow)")
@@ -194,169 +132,9 @@ def _validate(config: TrainConfig):
         workload = workloads.get(config.workload)
         datasets.get(workload.dataset)
         build_optimizer(config.optimizer, config.learning_rate, config.opt)
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
-    if config.device not in ("cpu", "gpu"):
-        raise ConfigError(f"--device must be cpu or gpu, not {config.device!r}")
-    if config.strategy not in ("none", "mirrored"):
-        raise ConfigError(f"--strategy must be none or mirrored, not {config.strategy!r}")
-    if config.epochs < 1 or config.batch_size < 1:
-        raise ConfigError("--epochs and --batch-size must be at least 1")
-    return workload, _devices(config)
-
-
-# ---- checkpoints ---------------------------------------------------------------------------------
-
-def _jsonable(value):
-    return json.loads(json.dumps(value, default=repr))
-
-
-def _identity(config: TrainConfig) -> dict:
-    """The settings a checkpoint must share with the command that resumes it."""
-    ident = dataclasses.asdict(config)
-    logging_only = ("checkpoint_dir", "run_name", "log_model", "effective_lr_every",
-                    "effective_lr_histograms")
-    for key in logging_only:
-        ident.pop(key)
-    ident["tracking_uri"] = tracking.resolve_uri(config.tracking_uri)
-    return _jsonable(ident)
-
-
-class Checkpoints:
-    """``<dir>/state.json`` (run id, epochs done, history) and ``<dir>/epoch-NNNNN.keras``.
-
-    Each file is written under a temporary name and renamed into place; ``state.json`` is
-    written last and names the model file, so a crash at any point leaves a consistent pair.
-    """
-
-    def __init__(self, directory: str):
-        self.directory = os.path.abspath(directory)
-        os.makedirs(self.directory, exist_ok=True)
-        self.path = os.path.join(self.directory, STATE_FILE)
-
-    def read(self) -> dict | None:
-        if not os.path.exists(self.path):
-            return None
-        with open(self.path) as f:
-            return json.load(f)
-
-    def write(self, state: dict) -> None:
-        tmp = f"{self.path}.tmp-{os.getpid()}"
-        with open(tmp, "w") as f:
-            json.dump(state, f, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-
-    def save_model(self, model, epoch: int) -> str:
-        name = f"epoch-{epoch:05d}.keras"
-        tmp = os.path.join(self.directory, f"partial-{os.getpid()}-{name}")
-        model.save(tmp)
-        os.replace(tmp, os.path.join(self.directory, name))
-        return name
-
-    def model_path(self, name: str) -> str:
-        return os.path.join(self.directory, name)
-
-    def prune(self, keep: str) -> None:
-        """Remove model files other than ``keep`` (older epochs, leftovers of a crash)."""
-        for entry in os.listdir(self.directory):
-            if entry.endswith(".keras") and entry != keep:
-                with contextlib.suppress(OSError):
-                    os.remove(os.path.join(self.directory, entry))
-
-
-# ---- the logging callback ------------------------------------------------------------------------
-
-class RunLogger(keras.callbacks.Callback):
-    """Collects per-epoch and per-step metrics, logs them in batches, checkpoints each epoch.
-
-    Values already in the run (logged before a crash, then re-trained identically after the
-    resume) are not logged again: ``logged`` maps each metric key to the last step it has.
-    """
-
-    def __init__(self, client, run_id, data, batch_size, log_every, state, checkpoints, logged):
-        super().__init__()
-        self.client, self.run_id, self.data = client, run_id, data
-        self.batch_sizes = data.batch_sizes(batch_size)
-        self.log_every = log_every
-        self.state, self.checkpoints, self.logged = state, checkpoints, logged
-        self.buffer = []
-        self.pending = []  # MLflow's queued log_batch operations, not yet confirmed
-        self.last_flush = time.monotonic()
-
-    def _add(self, key, value, step):
-        if step > self.logged.get(key, -1):
-            self.buffer.append((key, value, step))
-
-    def flush(self):
-        """Queue the buffered values (MLflow's background queue: a synchronous log_batch costs
-        10-20 ms, several percent of a short epoch; see benchmarks/tracking_overhead.py)."""
-        if self.buffer:
-            self.pending += tracking.log_metrics(
-                self.client, self.run_id, self.buffer, synchronous=False
-            )
-            self.buffer = []
-        self.last_flush = time.monotonic()
-
-    def wait(self):
-        """Block until every queued value is stored (raises if logging failed)."""
-        self.flush()
-        for op in self.pending:
-            op.wait()
-        self.pending = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.t0 = time.perf_counter()
-        self.train_time = None
-        self.seen = 0       # examples so far in this epoch
-        self.mark = (0, 0.0)  # (examples, summed loss) at the previous step-loss point
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.state["global_step"] += 1
-        self.seen += self.batch_sizes[batch] if batch < len(self.batch_sizes) else 0
-        step = self.state["global_step"]
-        if self.log_every > 0 and step % self.log_every == 0 and logs and "loss" in logs:
-            # Keras reports the running mean of the epoch, weighted by batch size: recover the
-            # mean over the batches since the previous point from the running sums.
-            total = float(logs["loss"]) * self.seen
-            n0, total0 = self.mark
-            if self.seen > n0:
-                self._add(STEP_KEY, (total - total0) / (self.seen - n0), step)
-            self.mark = (self.seen, total)
-        if self.buffer and time.monotonic() - self.last_flush > STEP_FLUSH_SECONDS:
-            self.flush()
-
-    def on_test_begin(self, logs=None):
-        if self.train_time is None:
-            self.train_time = time.perf_counter() - self.t0
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        elapsed = time.perf_counter() - self.t0
-        train_time = self.train_time or elapsed
-        number = epoch + 1
-        values = {key: float(logs[key]) for key in ("loss", "accuracy", "val_loss", "val_accuracy")
-                  if key in logs}
-        values["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        values["epoch_time"] = elapsed
-        values["examples_per_second"] = self.data.num_train / train_time
-        history = self.state["history"]
-        for key, value in values.items():
-            history.setdefault(key, []).append(value)
-            self._add(key, value, number)
-        self.flush()
-        log.info("epoch %d/%d  %s", number, self.params.get("epochs", 0),
-                 "  ".join(f"{k} {v:.4g}" for k, v in values.items()))
-        self.state["epoch"] = number
-        if self.checkpoints is not None:
-            self.wait()  # a checkpoint never gets ahead of the metrics stored in its run
-            self.state["model"] = self.checkpoints.save_model(self.model, number)
-            self.checkpoints.write(self.state)
-            self.checkpoints.prune(keep=self.state["model"])
-
-    def on_train_end(self, logs=None):
-        self.wait()
+    except (ValueError, TypeError) as err:
+        raise ConfigError(one_line(err)) from None
+    return workload, devices.devices(config)
 
 
 # ---- artifacts -----------------------------------------------------------------------------------
@@ -394,9 +172,43 @@ def pip_requirements() -> list[str]:
     return reqs
 
 
-def _log_dataset(data) -> None:
+def log_model(model, data, run_id: str) -> str:
+    """Log ``model`` as the MLflow Keras flavor in run ``run_id`` (signature from 32 test inputs,
+    explicit pip requirements); return its model URI. Needs the tracking store reachable."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    sample = data.sample(32)
+    signature = infer_signature(sample, model.predict(sample, verbose=0))
+    mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None)
+    try:
+        info = mlflow.keras.log_model(model, name="model", signature=signature,
+                                      pip_requirements=pip_requirements())
+    finally:
+        mlflow.end_run(status="RUNNING")  # the run ends when everything it logged is stored
+    return info.model_uri
+
+
+def _model_logged_before(client, run_id: str) -> str | None:
+    """The URI of a complete model logged to ``run_id`` by a process killed before it recorded
+    it (so a rerun does not log a second one), else None."""
+    from mlflow.entities import LoggedModelStatus
+
+    run = client.get_run(run_id)
+    for output in (run.outputs.model_outputs if run.outputs else []):
+        found = client.get_logged_model(output.model_id)
+        if found.status == LoggedModelStatus.READY and found.name == "model":
+            return f"models:/{output.model_id}"
+    return None
+
+
+def _log_dataset(client, run_id: str, data) -> None:
+    """The train and test splits as the run's inputs (``mlflow.data``), contexts training and
+    evaluation. Logged again after a kill: MLflow keeps one input per dataset digest."""
     import mlflow
     import tensorflow as tf
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
     def features(x, y):
         return x
@@ -404,6 +216,7 @@ def _log_dataset(data) -> None:
     def targets(x, y):
         return tf.reshape(y, [1])  # MLflow infers schemas from arrays, not NumPy scalars
 
+    inputs = []
     for split, context in (("train", "training"), ("test", "evaluation")):
         raw = data.builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
         with warnings.catch_warnings():  # "can be interpreted in multiple ways": both local
@@ -412,7 +225,9 @@ def _log_dataset(data) -> None:
                 features=raw.map(features), targets=raw.map(targets),
                 source=data.data_dir, name=f"{data.name}-{split}",
                 digest=f"{data.digest()}{split[:2]}")
-        mlflow.log_input(dataset, context=context)
+        inputs.append(DatasetInput(dataset._to_mlflow_entity(),
+                                   tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)]))
+    client.log_inputs(run_id, datasets=inputs)
 
 
 # ---- the run -------------------------------------------------------------------------------------
@@ -431,6 +246,8 @@ def _effective_lr_logger(config: TrainConfig, run_id: str) -> list:
     rates, update ratios and epoch histograms in the run), else []."""
     if config.effective_lr_every <= 0:
         return []
+    import keras_adam_variants as kav
+
     return [
         kav.callbacks.AdaptiveLRLogger(
             every_n_steps=config.effective_lr_every,
@@ -440,34 +257,135 @@ def _effective_lr_logger(config: TrainConfig, run_id: str) -> list:
     ]
 
 
+def _check_artifact_location(client, experiment_id: str) -> None:
+    """A local artifact location must be writable (checked before any run is created)."""
+    from urllib.parse import urlparse
+
+    location = client.get_experiment(experiment_id).artifact_location or ""
+    parsed = urlparse(location)
+    if parsed.scheme in ("", "file"):
+        path = parsed.path if parsed.scheme == "file" else location
+        ckpt.require_writable_dir(path, "the experiment's artifact location",
+                                  "make it writable, or log to another --experiment or store")
+
+
+def _check_run_in_store(client, state: dict, where: str, key: str) -> object:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client.get_run(state["run_id"])
+    except MlflowException:
+        found = None
+    if found is None or found.info.lifecycle_stage == "deleted":
+        raise ConfigError(
+            f"checkpoint state {where} names run {state['run_id']}, which the tracking store does "
+            "not have (deleted, or another store); use the store it was made with, or delete the "
+            "checkpoint dir to start a new run")
+    if found.data.tags.get("kav.run_key", key) != key:
+        raise ConfigError(
+            f"checkpoint state {where} names run {state['run_id']}, whose run key in the store "
+            f"is not this checkpoint's ({key}); delete the checkpoint dir to start a new run")
+    return found
+
+
+def _result(state: dict, writer=None, delivered=True, spool_dir=None) -> TrainResult:
+    history = {k: list(v) for k, v in state["history"].items()}
+    return TrainResult(state["run_id"], history, list(history.get("epoch_time", [])),
+                       delivered=delivered, pending=writer.pending() if writer else 0,
+                       spool_dir=spool_dir)
+
+
 def run(config: TrainConfig, parent_run_id: str | None = None, callbacks=()) -> TrainResult:
     """Train ``config`` and log it as one MLflow run (nested under ``parent_run_id`` if given).
 
-    ``callbacks`` are extra Keras callbacks, appended after the logger. Raises
-    :class:`ConfigError`, :class:`experiments.datasets.DatasetNotPreparedError` or
-    :class:`experiments.tracking.TrackingUnavailableError` before any training when the
-    configuration, the data or the tracking store is not usable.
+    ``callbacks`` are extra Keras callbacks, appended after the logger (there is no active
+    fluent MLflow run during ``fit``: give them the run id). Raises :class:`ConfigError`,
+    :class:`experiments.datasets.DatasetNotPreparedError` or
+    :class:`experiments.tracking.TrackingUnavailableError` before any run is created when the
+    configuration, the checkpoint directory, the data or the store is not usable. Returns
+    ``delivered=False`` when the tracking server stayed unreachable at the end (see
+    :class:`TrainResult`).
     """
+    from experiments import tracking_api as tracking
+
+    validate(config)
+    ckpt.require_writable_dir(os.getcwd(), "the working directory",
+                              "run the command from a writable directory", create=False)
+    _check_data(config)
+    explicit = config.checkpoint_dir is not None
+    checkpoints, new_dir, remove = None, False, False
+    try:
+        if explicit:  # local checks first: they take milliseconds, the store takes seconds
+            checkpoints = ckpt.Checkpoints(config.checkpoint_dir)
+            state = checkpoints.read(config.epochs)
+        uri = tracking.open_store(config.tracking_uri)
+        ident = identity(config, uri, parent_run_id)
+        if not explicit:
+            directory = ckpt.default_dir(uri, config.experiment, ident)
+            new_dir = not os.path.exists(directory)
+            checkpoints = ckpt.Checkpoints(
+                directory, "the default checkpoint dir (under the tracking store; choose one "
+                "with --checkpoint-dir)")
+            state = checkpoints.read(config.epochs)
+        result, remove = _run(config, parent_run_id, callbacks, uri, ident, checkpoints, state,
+                              explicit, tracking)
+    except BaseException:
+        # Refused before any run key was written: leave no empty default directory behind.
+        remove = (checkpoints is not None and new_dir and not explicit
+                  and not os.path.exists(checkpoints.key_path))
+        raise
+    finally:
+        if checkpoints is not None:
+            checkpoints.close()
+            if remove:
+                checkpoints.remove()
+    return result
+
+
+def _check_data(config: TrainConfig):
+    """The workload's dataset name and its prepared TFDS directory (None: to be prepared), after
+    the checks that need no TensorFlow (names, files, sizes)."""
+    from experiments import datasets, workloads
+
+    try:
+        dataset_name = workloads.get(config.workload).dataset
+        datasets.get(dataset_name)
+    except ValueError as err:
+        raise ConfigError(one_line(err)) from None
+    version_dir = datasets.check_files(dataset_name, config.data_dir)
+    if version_dir is not None:
+        datasets.verify_records(dataset_name, version_dir)
+    return dataset_name, version_dir
+
+
+def _run(config, parent_run_id, callbacks, uri, ident, checkpoints, state, explicit, tracking):
+    """The body of :func:`run`, with the checkpoint directory open and its state read; returns
+    (result, whether to remove the directory)."""
+    from experiments import datasets
+
+    key = checkpoints.run_key(ident)
+    if state is not None and state["run_key"] != key:
+        raise ConfigError(
+            f"checkpoint state {checkpoints.path} belongs to run key {state['run_key']}, not to "
+            f"this directory's {key} ({checkpoints.key_path}); delete {checkpoints.directory} to "
+            "start a new run")
+    workload, devices = _validate(config)
+
+    import keras
     import mlflow
     import tensorflow as tf
 
-    workload, devices = _validate(config)
-    checkpoints = Checkpoints(config.checkpoint_dir) if config.checkpoint_dir else None
-    state = checkpoints.read() if checkpoints else None
-    identity = _identity(config)
-    if state is not None and state["config"] != identity:
-        saved = state["config"]
-        diff = "; ".join(f"{k}: {saved.get(k)!r} there, {identity[k]!r} here"
-                         for k in sorted(identity) if identity[k] != saved.get(k))
-        raise ConfigError(
-            f"checkpoint dir {checkpoints.directory} belongs to a run with other settings "
-            f"({diff}); rerun with the same settings to resume, or use another --checkpoint-dir")
-    datasets.ensure_available(workload.dataset, config.data_dir)
-    experiment_id = tracking.setup(config.tracking_uri, config.experiment)
-    client = mlflow.MlflowClient()
-    if state is not None and state.get("finished"):
-        log.info("run %s already finished (checkpoint dir %s)", state["run_id"], checkpoints.directory)
-        return TrainResult(state["run_id"], state["history"], list(state["history"]["epoch_time"]))
+    from experiments import devices as devices_mod
+    from experiments.run_logger import RunLogger
+
+    experiment_id = tracking.setup(uri, config.experiment)
+    mlflow.set_tracking_uri(uri)  # for log_model's fluent calls
+    client = mlflow.MlflowClient(uri)
+    _check_artifact_location(client, experiment_id)
+    if state is not None:
+        found = _check_run_in_store(client, state, checkpoints.path, key)
+        if state["finished"]:
+            return _finish_again(config, state, found, checkpoints, explicit, tracking, uri)
     data = datasets.load(workload.dataset, data_dir=config.data_dir)
 
     keras.utils.set_random_seed(config.seed)
@@ -486,7 +404,7 @@ def run(config: TrainConfig, parent_run_id: str | None = None, callbacks=()) -> 
             return tf.device(devices[0])
     resolved = {
         "config": dataclasses.asdict(config), "experiment_id": experiment_id,
-        "tracking_uri": tracking.resolve_uri(config.tracking_uri),
+        "tracking_uri": uri,
         "workload": {"name": workload.name, "description": workload.description},
         "dataset": {"name": data.name, "tfds_name": data.spec.tfds_name, "version": data.version,
                     "data_dir": data.data_dir, "num_train": data.num_train,
@@ -498,20 +416,38 @@ def run(config: TrainConfig, parent_run_id: str | None = None, callbacks=()) -> 
         optimizer = build_optimizer(config.optimizer, config.learning_rate, config.opt)
         model.compile(optimizer=optimizer, loss=workload.loss(), metrics=workload.metrics(),
                       jit_compile=jit)
-        if state is not None and state.get("model"):
+        if state is not None and state["epoch"] > 0:
             optimizer.build(model.trainable_variables)
             model.load_weights(checkpoints.model_path(state["model"]))
             log.info("resumed from %s (epoch %d)", state["model"], state["epoch"])
     resolved["optimizer"] = {"class": keras.saving.get_registered_name(type(optimizer)),
-                             "config": _jsonable(optimizer.get_config())}
-    device_text = describe_device(config, devices)
+                             "config": jsonable(optimizer.get_config())}
+    device_text = devices_mod.describe(config, devices)
 
-    active = mlflow.active_run() is not None
     if state is None:
+        key = key or checkpoints.new_run_key(ident)  # on disk before the run exists
         tags = {**tracking.version_tags(), "device": device_text, "workload": workload.name}
-        with mlflow.start_run(experiment_id=experiment_id, run_name=config.run_name,
-                              nested=active, parent_run_id=parent_run_id, tags=tags) as started:
-            run_id = started.info.run_id
+        run_id, created = tracking.create_run(uri, experiment_id, key, run_name=config.run_name,
+                                              parent_run_id=parent_run_id, tags=tags)
+        if not created:
+            log.info("found run %s of run key %s (created before a kill)", run_id, key)
+        faults.point("run_created")
+        state = {"run_id": run_id, "run_key": key, "epoch": 0, "model": None,
+                 "global_step": 0, "history": {}, "finished": False, "setup_logged": False}
+        checkpoints.write(state)
+    run_id = state["run_id"]
+    spool_dir = tracking.default_spool_dir(uri, run_id)
+    writer = tracking.RunWriter(uri, run_id, spool_dir)
+    try:
+        logged = {}
+        if state["epoch"] > 0 or state.get("setup_logged"):
+            # A killed process may have left values in the spool: deliver them, then skip what
+            # the store has (re-trained identically, they would be logged twice).
+            if writer.flush(RESUME_FLUSH_TIMEOUT):
+                logged = _previously_logged(client, run_id)
+            else:
+                logged = {**{k: state["epoch"] for k in EPOCH_KEYS}, STEP_KEY: state["global_step"]}
+        if not state.get("setup_logged"):
             params = {**optimizer_params(config.optimizer, optimizer),
                       "learning_rate": config.learning_rate, "workload": workload.name,
                       "dataset": data.name, "dataset.version": data.version,
@@ -521,22 +457,14 @@ def run(config: TrainConfig, parent_run_id: str | None = None, callbacks=()) -> 
                       "strategy": config.strategy, "replicas": len(devices) if
                       config.strategy == "mirrored" else 1, "log_every": config.log_every,
                       "model.params": model.count_params()}
-            mlflow.log_params(params)
-            mlflow.log_dict(_jsonable(resolved), "config.json")  # schedules: by repr
-            _log_dataset(data)
-        state = {"run_id": run_id, "config": identity, "epoch": 0, "model": None,
-                 "global_step": 0, "history": {}, "finished": False}
-        if checkpoints is not None:
+            writer.log_params(params)
+            writer.log_dict(jsonable(resolved), "config.json")  # schedules: by repr
+            _log_dataset(client, run_id, data)
+            state["setup_logged"] = True
             checkpoints.write(state)
-        logged = {}
-    else:
-        run_id = state["run_id"]
-        logged = _previously_logged(client, run_id)
-
-    with mlflow.start_run(run_id=run_id, nested=active) as current:
-        mlflow.set_tag("device", device_text)
-        logger = RunLogger(client, run_id, data, config.batch_size, config.log_every, state,
-                           checkpoints, logged)
+        writer.set_tags({"device": device_text})
+        logger = RunLogger(writer, data, config.batch_size, config.log_every, state, checkpoints,
+                           logged)
         start_epoch = state["epoch"]
         with scope():
             if start_epoch < config.epochs:
@@ -547,24 +475,39 @@ def run(config: TrainConfig, parent_run_id: str | None = None, callbacks=()) -> 
                           validation_data=data.test_batches(config.batch_size),
                           callbacks=[logger, *_effective_lr_logger(config, run_id), *callbacks],
                           shuffle=False, verbose=0)
-            mlflow.log_figure(learning_curve(state["history"], f"{workload.name} / "
+            writer.log_figure(learning_curve(state["history"], f"{workload.name} / "
                                              f"{config.optimizer} / seed {config.seed}"),
                               "learning_curve.png")
-            if config.log_model:
-                from mlflow.models import infer_signature
-
-                sample = data.sample(32)
-                signature = infer_signature(sample, model.predict(sample, verbose=0))
-                info = mlflow.keras.log_model(model, name="model", signature=signature,
-                                              pip_requirements=pip_requirements())
-                mlflow.set_tag("model_uri", info.model_uri)
-                state["model_uri"] = info.model_uri
+            if config.log_model and not state.get("model_uri"):
+                if not writer.flush(config.finish_timeout):
+                    return _result(state, writer, False, spool_dir), False
+                model_uri = _model_logged_before(client, run_id) or log_model(model, data, run_id)
+                faults.point("model_logged")
+                writer.set_tags({"model_uri": model_uri})
+                state["model_uri"] = model_uri
         state["finished"] = True
-        if checkpoints is not None:
-            checkpoints.write(state)
-        assert current.info.run_id == run_id
-    history = {k: list(v) for k, v in state["history"].items()}
-    return TrainResult(run_id, history, list(history.get("epoch_time", [])))
+        checkpoints.write(state)
+        delivered = writer.finish("FINISHED", config.finish_timeout)
+        return _result(state, writer, delivered, spool_dir), delivered and not explicit
+    finally:
+        writer.close()
+
+
+def _finish_again(config, state, found, checkpoints, explicit, tracking, uri):
+    """A rerun of a finished run: deliver what its spool still holds, end the run FINISHED."""
+    run_id = state["run_id"]
+    spool_dir = tracking.default_spool_dir(uri, run_id)
+    writer = tracking.RunWriter(uri, run_id, spool_dir)
+    try:
+        delivered = True
+        if writer.pending() or found.info.status != "FINISHED":
+            log.info("run %s: delivering what was left in %s", run_id, spool_dir)
+            delivered = writer.finish("FINISHED", config.finish_timeout)
+        elif explicit:
+            log.info("run %s already finished (checkpoint dir %s)", run_id, checkpoints.directory)
+        return _result(state, writer, delivered, spool_dir), delivered and not explicit
+    finally:
+        writer.close()
 
 
 # ---- command line --------------------------------------------------------------------------------
@@ -580,32 +523,89 @@ def _parse_opt(text: str) -> tuple[str, object]:
     return key.strip(), parsed
 
 
+def _int_at_least(low: int, high: int | None = None):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"must be an integer {bound}, got {value}")
+        return value
+    return parse
+
+
+def _positive_float(text: str) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 seconds, got {text}")
+    return value
+
+
 def make_parser() -> argparse.ArgumentParser:
+    from experiments.config import MAX_SEED
+
     defaults = TrainConfig()
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m experiments.train",
         description="Train one workload with one optimizer and log the run to MLflow.",
-        epilog="Workloads: " + ", ".join(workloads.names()) + ". Optimizers: "
-        + ", ".join(optimizer_names()) + ". Exit status 2 on a configuration, data or tracking "
-        "error (message, no traceback).",
-    )
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="""\
+Workloads and optimizers: python -m experiments.train --list
+
+Kills and restarts: every run keeps a checkpoint directory (--checkpoint-dir, else
+<store dir>/checkpoints/<experiment>/<hash of the settings>, where <store dir> is the SQLite
+database's directory, or ./mlruns for a tracking server). The run's key is written there before
+the MLflow run is created, the model and optimizer after each epoch. After a kill at any moment,
+the same command resumes the same MLflow run from the last epoch, with the same final weights.
+A finished run's default checkpoint directory is removed (the same command then starts a new
+run); with --checkpoint-dir it is kept and a rerun says the run already finished.
+
+Tracking outages: nothing waits on the tracking server. While it is unreachable, the progress
+lines say so and what the run logs is kept in a spool on disk, delivered in order when it
+answers again. If it is still unreachable --finish-timeout seconds after training, the command
+says how much is spooled and where, and exits 3; rerun the same command (or
+python -m experiments.sync) to deliver it.
+
+Exit status: 0 done; 2 a configuration, checkpoint, data or tracking-store problem, reported as
+one 'error:' line before any run is created (--debug shows the traceback); 3 trained, but the
+tracking server is still unreachable and the spool waits for delivery; 1 a bug.""")
+    p.add_argument("--list", action="store_true",
+                   help="list the workloads and optimizers, then exit")
     p.add_argument("--optimizer", default=defaults.optimizer,
                    help=f"optimizer name, case-insensitive (default {defaults.optimizer}); "
                         f"'{KERAS_ADAM}' is keras.optimizers.Adam, as a control")
-    p.add_argument("--learning-rate", type=float, default=None,
+    p.add_argument("--learning-rate", type=_positive_float, default=None,
                    help="learning rate (default: the optimizer's own default)")
     p.add_argument("--opt", type=_parse_opt, action="append", default=[], metavar="KEY=VALUE",
                    help="extra optimizer argument, repeatable; VALUE is a Python literal "
                         "(--opt beta_2=0.99 --opt amsgrad=True)")
     p.add_argument("--workload", default=defaults.workload,
-                   help=f"dataset + model (default {defaults.workload}); see the list below")
-    p.add_argument("--epochs", type=int, default=defaults.epochs,
+                   help=f"dataset + model (default {defaults.workload}); see --list")
+    p.add_argument("--epochs", type=_int_at_least(1), default=defaults.epochs,
                    help=f"passes over the training split (default {defaults.epochs})")
-    p.add_argument("--batch-size", type=int, default=defaults.batch_size,
+    p.add_argument("--batch-size", type=_int_at_least(1), default=defaults.batch_size,
                    help=f"global batch size, split over replicas when mirrored (default "
                         f"{defaults.batch_size})")
-    p.add_argument("--seed", type=int, default=defaults.seed,
-                   help="seeds weight initialisation and the data order of each epoch")
+    p.add_argument("--seed", type=_int_at_least(0, MAX_SEED), default=defaults.seed,
+                   help="seeds weight initialisation and the data order of each epoch "
+                        f"(0..{MAX_SEED})")
     p.add_argument("--jit", action=argparse.BooleanOptionalAction, default=defaults.jit,
                    help="compile the train step with XLA (default: on)")
     p.add_argument("--device", choices=("cpu", "gpu"), default=defaults.device,
@@ -619,22 +619,28 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", default=defaults.experiment,
                    help=f"MLflow experiment name (default {defaults.experiment})")
     p.add_argument("--checkpoint-dir", default=None,
-                   help="save model + optimizer state each epoch here; rerunning the same "
+                   help="keep the run's key, model and optimizer state here (default: under the "
+                        "store, removed when the run finishes; see below); rerunning the same "
                         "command resumes the same MLflow run from the last epoch")
-    p.add_argument("--log-every", type=int, default=defaults.log_every, metavar="N",
+    p.add_argument("--log-every", type=_int_at_least(0), default=defaults.log_every, metavar="N",
                    help="log the training loss every N steps (0: never; default "
                         f"{defaults.log_every})")
     p.add_argument("--run-name", default=None, help="MLflow run name (default: MLflow's)")
-    p.add_argument("--log-effective-lr", dest="effective_lr_every", type=int, nargs="?",
-                   const=50, default=defaults.effective_lr_every, metavar="N",
+    p.add_argument("--log-effective-lr", dest="effective_lr_every", type=_int_at_least(0),
+                   nargs="?", const=50, default=defaults.effective_lr_every, metavar="N",
                    help="log each layer's effective learning rates (median, 5th/95th "
                         "percentiles), update/weight norm ratio and zero-step fraction every N "
                         "steps (default N 50 when given without a value), and a histogram per "
-                        "epoch (kav.callbacks.AdaptiveLRLogger)"),
+                        "epoch (kav.callbacks.AdaptiveLRLogger)")
     p.add_argument("--no-log-model", dest="log_model", action="store_false",
                    help="do not log the trained model")
     p.add_argument("--data-dir", default=None,
                    help="TFDS data dir (default: $TFDS_DATA_DIR, else ~/tensorflow_datasets)")
+    p.add_argument("--finish-timeout", type=_seconds, default=defaults.finish_timeout,
+                   metavar="SECONDS",
+                   help="how long to wait at the end for an unreachable tracking server before "
+                        f"exiting 3 with the spool kept (default {defaults.finish_timeout:g})")
+    add_debug_flag(p)
     return p
 
 
@@ -645,15 +651,27 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**values)
 
 
+def _print_lists() -> None:
+    from experiments import workloads
+
+    print("workloads: " + ", ".join(workloads.names()))
+    print("optimizers: " + ", ".join(optimizer_names()))
+
+
+@cli_errors
 def main(argv=None) -> int:
     args = make_parser().parse_args(argv)
+    if args.list:
+        _print_lists()
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config = config_from_args(args)
-    try:
-        result = run(config)
-    except (ConfigError, datasets.DatasetNotPreparedError, tracking.TrackingUnavailableError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    result = run(config_from_args(args))
+    if not result.delivered:
+        error(f"the tracking server is unreachable: run {result.run_id} trained, but "
+              f"{result.pending} logging operations are spooled in {result.spool_dir}; rerun the "
+              "same command, or `python -m experiments.sync`, once the server answers to deliver "
+              "them")
+        return EXIT_SPOOLED
     print(f"run_id {result.run_id}")
     return 0
 

@@ -19,7 +19,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-import keras
+from experiments.lazy import LazyModule
+
+keras = LazyModule("keras")  # imported on first use: names and lookups need no TensorFlow
 
 
 @dataclasses.dataclass(frozen=True)

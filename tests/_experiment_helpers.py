@@ -156,3 +156,73 @@ class MlflowServer:
 
     def __exit__(self, *exc) -> None:
         self.kill()
+
+
+# ---- the runner's failure and kill tests (t8b) ----------------------------------------------------
+
+def mount_read_only(path, source=None):
+    """Make ``path`` a read-only mount: a bind of ``source`` remounted read-only, or (no source)
+    an empty read-only tmpfs. Tests run as root, so permissions alone would not stop a write.
+    Skips the test with the reason if the kernel refuses the mount; undo with :func:`unmount`."""
+    path = str(path)
+    os.makedirs(path, exist_ok=True)
+    if source is None:
+        cmds = [["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", path]]
+    else:
+        cmds = [["mount", "--bind", str(source), path],
+                ["mount", "-o", "remount,bind,ro", path]]
+    for i, cmd in enumerate(cmds):
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            if i:
+                unmount(path)
+            pytest.skip(f"cannot make a read-only mount ({' '.join(cmd)}: {proc.stderr.strip()})")
+    return path
+
+
+def unmount(path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@contextlib.contextmanager
+def read_only(path, source=None):
+    """:func:`mount_read_only` for the duration of a ``with`` block."""
+    mount_read_only(path, source)
+    try:
+        yield str(path)
+    finally:
+        unmount(path)
+
+
+def error_lines(stderr: str) -> list[str]:
+    """The ``error:`` lines of a command's stderr."""
+    return [line for line in stderr.splitlines() if line.startswith("error:")]
+
+
+def assert_one_error(stderr: str, *needles: str) -> str:
+    """Exactly one ``error:`` line, no traceback, each of ``needles`` in the line; return it."""
+    lines = error_lines(stderr)
+    assert len(lines) == 1, stderr[-3000:]
+    assert "Traceback" not in stderr, stderr[-3000:]
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+def runs_of(uri: str, experiment: str) -> list:
+    """Every run of ``experiment`` in the store ``uri`` (any status), oldest first."""
+    import mlflow
+
+    client = mlflow.MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    runs = client.search_runs([found.experiment_id], run_view_type=mlflow.entities.ViewType.ALL,
+                              order_by=["attributes.start_time ASC"])
+    return list(runs)
+
+
+def metric_steps(uri: str, run_id: str, key: str) -> list[int]:
+    import mlflow
+
+    return [m.step for m in mlflow.MlflowClient(uri).get_metric_history(run_id, key)]

@@ -115,7 +115,8 @@ def test_run_logs_to_default_sqlite_store_and_model_reloads(tmp_path, monkeypatc
                                capture.trained.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
 
 
-def test_optimizer_names_and_bad_arguments(capsys):
+def test_optimizer_names_and_bad_arguments(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     assert type(train.build_optimizer("keras_adam", 1e-2, {})) is keras.optimizers.Adam
     for name in kav.names():
         assert isinstance(train.build_optimizer(name, None, {}), kav.get(name))
