@@ -328,6 +328,9 @@ def run_study(arms: list[Arm], *, workload: str = DEFAULT_WORKLOAD, seeds=range(
         raise
     outcomes = [RunOutcome(arm_of[j.label], j.seed, r.run_id, r.history, r.wall_s, r.status,
                            r.error) for j, r in zip(jobs, results)]
+    for r in results:  # which machine and process trained it
+        if r.run_id and r.worker:
+            client.set_tag(r.run_id, "kav.worker", r.worker)
     return StudyResult(parent_id, experiment_id, outcomes, learning_rates,
                        time.monotonic() - start, uri)
 
@@ -559,11 +562,16 @@ def run_and_report(arms: list[Arm], args, *, study: str, title: str, params: dic
     if args.epochs < 1 or args.batch_size < 1:
         raise SystemExit("error: --epochs and --batch-size must be at least 1")
     engine = engine_settings(args)
+    from experiments import datasets, parallel, tracking
+
+    try:
+        parallel.check_engine(engine["workers"], engine["device"], engine["cluster"],
+                              tracking.resolve_uri(args.tracking_uri))
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
     print(f"{title}: {len(arms)} optimizers x {len(args.seeds)} seeds = "
           f"{len(arms) * len(args.seeds)} runs of {args.epochs} epochs", file=sys.stderr,
           flush=True)
-    from experiments import datasets, tracking
-
     try:
         validate(arms, workload)
     except ValueError as err:

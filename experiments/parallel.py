@@ -130,7 +130,10 @@ def check_engine(workers: int, device: str, cluster: str | None, tracking_uri: s
 
 # ---- one job, in whatever process runs it ---------------------------------------------------
 
-_PROCESS = {"stop": None, "in_job": False}  # per-process state of a worker
+# Per-process state: the stop check of cluster jobs, whether a job is training, whether this
+# process was told to stop (then any error of the current job means "stopped", and no new job
+# starts: MLflow or Keras code may wrap the KeyboardInterrupt in another exception).
+_PROCESS = {"stop": None, "in_job": False, "stopping": False}
 
 
 def _one_line(err: BaseException) -> str:
@@ -205,21 +208,31 @@ def train_job(job: Job) -> JobResult:
     (after marking the run KILLED)."""
     from experiments import train
 
+    if _PROCESS["stopping"]:
+        raise StudyInterrupted(f"{job.label} seed {job.seed} not started: the study is stopping")
     probe = _run_id_probe(_PROCESS["stop"])
     start = time.monotonic()
     worker = f"{os.uname().nodename}:{os.getpid()}"
     _PROCESS["in_job"] = True
     try:
         result = train.run(job.config, parent_run_id=job.parent_run_id, callbacks=[probe])
-    except KeyboardInterrupt:
-        run_id = type(probe).run_id or _find_run(job)
-        _terminate(job.config.tracking_uri, run_id, "KILLED")
+    except BaseException as err:
+        if not (isinstance(err, KeyboardInterrupt) or _PROCESS["stopping"]):
+            if not isinstance(err, Exception):
+                raise
+            # A failed training: reported in the table, the study goes on.
+            run_id = type(probe).run_id or _find_run(job)
+            _terminate(job.config.tracking_uri, run_id, "FAILED")
+            return JobResult(job.index, run_id, "FAILED", {}, time.monotonic() - start,
+                             _one_line(err), worker)
+        _PROCESS["stopping"] = True
+        signal_safe = _ignore_stop_signals()
+        try:
+            run_id = type(probe).run_id or _find_run(job)
+            _terminate(job.config.tracking_uri, run_id, "KILLED")
+        finally:
+            _restore_signals(signal_safe)
         raise StudyInterrupted(f"{job.label} seed {job.seed} stopped") from None
-    except Exception as err:  # noqa: BLE001 - reported in the table, the study goes on
-        run_id = type(probe).run_id or _find_run(job)
-        _terminate(job.config.tracking_uri, run_id, "FAILED")
-        return JobResult(job.index, run_id, "FAILED", {}, time.monotonic() - start,
-                         _one_line(err), worker)
     finally:
         _PROCESS["in_job"] = False
     return JobResult(job.index, result.run_id, "FINISHED", result.history,
@@ -228,7 +241,28 @@ def train_job(job: Job) -> JobResult:
 
 # ---- local worker processes -----------------------------------------------------------------
 
+def _ignore_stop_signals():
+    """Ignore SIGINT and SIGTERM (while a stopped run is being marked); returns the old
+    handlers (None outside the main thread, where handlers cannot be changed)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore_signals(old) -> None:
+    for sig, handler in (old or {}).items():
+        signal.signal(sig, handler)
+
+
+def _on_sigint(signum, frame):
+    _PROCESS["stopping"] = True
+    raise KeyboardInterrupt
+
+
 def _on_sigterm(signum, frame):
+    _PROCESS["stopping"] = True
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the cleanup itself is not interrupted
     if not _PROCESS["in_job"]:
         os._exit(0)  # idle between jobs: nothing to clean up
@@ -324,15 +358,17 @@ def _cluster_job(job: Job, event_name: str) -> JobResult:
         if not last["set"] and now - last["t"] > 1.0:
             last["t"] = now
             last["set"] = event.is_set()
+            _PROCESS["stopping"] = last["set"]
         return last["set"]
 
-    _PROCESS["stop"] = stop
+    # A Dask worker runs many jobs (of many studies) in one process: state per job.
+    _PROCESS.update(stop=stop, stopping=event.is_set())
     try:
         return train_job(job)
     except StudyInterrupted as err:
         return JobResult(job.index, None, "KILLED", {}, math.nan, str(err))
     finally:
-        _PROCESS["stop"] = None
+        _PROCESS.update(stop=None, stopping=False)
 
 
 def _cluster(jobs, address, device, on_result):
@@ -404,8 +440,18 @@ def run_jobs(jobs: list[Job], *, workers: int = 1, device: str = "cpu",
     if cluster:
         _cluster(jobs, cluster, device, collect)
     elif workers <= 1 or len(jobs) == 1:
-        for job in jobs:
-            collect(train_job(job))
+        _PROCESS["stopping"] = False
+        old = None
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            old = signal.signal(signal.SIGINT, _on_sigint)
+        try:
+            for job in jobs:
+                collect(train_job(job))
+        finally:
+            if old is not None:
+                signal.signal(signal.SIGINT, old)
     else:
         _local_pool(jobs, min(workers, len(jobs)), device, collect)
     if any(r.status == "KILLED" for r in results.values()):
