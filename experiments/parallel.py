@@ -202,6 +202,22 @@ def _terminate(tracking_uri, run_id: str | None, status: str) -> None:
         pass
 
 
+def _runner_hooks(train, job: Job) -> dict:
+    """Keyword arguments for ``train.run`` that it accepts: ``models``, this process's
+    :class:`experiments.model_reuse.CompiledModels` (seeds of one optimizer trained in one
+    process trace once; see that module for the hook ``train.run`` needs)."""
+    import inspect
+
+    if "models" not in inspect.signature(train.run).parameters or \
+            getattr(job.config, "strategy", "none") != "none":
+        return {}
+    if "models" not in _PROCESS:
+        from experiments.model_reuse import CompiledModels
+
+        _PROCESS["models"] = CompiledModels()
+    return {"models": _PROCESS["models"]}
+
+
 def train_job(job: Job) -> JobResult:
     """Train ``job`` in this process and return its :class:`JobResult`; never raises for a
     failed training (the result says FAILED), raises :class:`StudyInterrupted` when stopped
@@ -215,7 +231,8 @@ def train_job(job: Job) -> JobResult:
     worker = f"{os.uname().nodename}:{os.getpid()}"
     _PROCESS["in_job"] = True
     try:
-        result = train.run(job.config, parent_run_id=job.parent_run_id, callbacks=[probe])
+        result = train.run(job.config, parent_run_id=job.parent_run_id, callbacks=[probe],
+                           **_runner_hooks(train, job))
     except BaseException as err:
         if not (isinstance(err, KeyboardInterrupt) or _PROCESS["stopping"]):
             if not isinstance(err, Exception):

@@ -184,3 +184,43 @@ def test_gpu_check_script_refuses_a_tensorflow_without_gpu(tmp_path):
                               "PYTHON": sys.executable})
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert "TensorFlow sees no GPU although nvidia-smi lists 1" in out.stderr
+
+
+def test_a_reused_compiled_model_trains_the_values_of_a_fresh_one():
+    import keras
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    import keras_adam_variants as kav
+    from experiments.model_reuse import CompiledModels
+
+    digits = load_digits()
+    x = (digits.images[:600] / 16.0).reshape(-1, 64).astype("float32")
+    y = digits.target[:600]
+
+    def build():
+        model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(32, activation="relu"),
+                                  keras.layers.Dense(10)])
+        optimizer = kav.AMSGrad(learning_rate=0.01)
+        model.compile(optimizer=optimizer, jit_compile=False, metrics=["accuracy"],
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        return model, optimizer
+
+    def fit(model):
+        return model.fit(x[:500], y[:500], batch_size=128, epochs=2, shuffle=False, verbose=0,
+                         validation_data=(x[500:], y[500:])).history
+
+    fresh = {}
+    for seed in (0, 1, 0):
+        keras.utils.set_random_seed(seed)
+        fresh.setdefault(seed, fit(build()[0]))
+    cache, functions = CompiledModels(), []
+    for seed in (0, 1, 0):
+        model, optimizer = cache.get(seed, build, key="amsgrad")
+        history = fit(model)
+        assert history == fresh[seed], seed  # value for value
+        assert int(optimizer.iterations.numpy()) == 2 * 4  # counted from 0 again
+        functions.append(model.train_function)
+    assert cache.misses == 1 and cache.hits == 2
+    assert functions[0] is functions[1] is functions[2]  # traced once
+    assert np.isfinite(fresh[1]["val_loss"]).all()
