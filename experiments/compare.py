@@ -257,6 +257,32 @@ def make_jobs(arms: list[Arm], seeds: list[int], parent_run_id: str, *, learning
     return jobs
 
 
+def register_dataset(tracking_uri: str, parent_run_id: str, workload: str,
+                     data_dir: str | None) -> bool:
+    """Log the workload's dataset as an input of the parent run, before parallel children do.
+
+    MLflow's SQL store registers a dataset the first time a run logs it, by a check then an
+    insert: two children logging the same new dataset at the same moment fail one of them
+    (``UNIQUE constraint failed: datasets.experiment_id, datasets.name, datasets.digest``, seen
+    here with 2 workers). Registered once by the parent, the children only link to it. Uses the
+    runner's own dataset logging (``train.log_dataset`` or ``train._log_dataset``); returns
+    False when the runner has none. The parent stays RUNNING.
+    """
+    import mlflow
+
+    from experiments import datasets, train, workloads
+
+    log = getattr(train, "log_dataset", None) or getattr(train, "_log_dataset", None)
+    if log is None:
+        return False
+    data = datasets.load(workloads.get(workload).dataset, data_dir=data_dir)
+    mlflow.set_tracking_uri(tracking_uri)
+    with mlflow.start_run(run_id=parent_run_id):
+        log(data)
+    mlflow.MlflowClient(tracking_uri).update_run(parent_run_id, status="RUNNING")
+    return True
+
+
 def run_study(arms: list[Arm], *, workload: str = DEFAULT_WORKLOAD, seeds=range(DEFAULT_SEEDS),
               epochs: int = DEFAULT_EPOCHS, batch_size: int = 128, tracking_uri: str | None = None,
               experiment: str = "kav-compare", run_name: str | None = None, jit: bool = False,
@@ -314,6 +340,8 @@ def run_study(arms: list[Arm], *, workload: str = DEFAULT_WORKLOAD, seeds=range(
     all_params.update(params or {})
     log_params(client, parent_id, all_params)
 
+    if cluster or (workers > 1 and len(jobs) > 1):
+        register_dataset(uri, parent_id, workload, data_dir)
     progress = Progress(len(jobs), stream=progress_stream)
     by_index = {job.index: job for job in jobs}
 

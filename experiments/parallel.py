@@ -123,6 +123,9 @@ def check_engine(workers: int, device: str, cluster: str | None, tracking_uri: s
         except ImportError:
             raise ValueError("--cluster needs Dask distributed: pip install "
                              "'keras-adam-variants[cluster]' (or pip install distributed)") from None
+    elif device == "gpu" and not gpu_ids():
+        raise ValueError("--device gpu: no NVIDIA GPU visible here (nvidia-smi lists none, or "
+                         "CUDA_VISIBLE_DEVICES is empty); use --device cpu")
     elif device == "gpu" and workers > 1 and workers > len(gpu_ids()):
         raise ValueError(f"--workers {workers} with --device gpu needs one GPU per worker; "
                          f"{len(gpu_ids())} visible (CUDA_VISIBLE_DEVICES / nvidia-smi)")

@@ -29,6 +29,8 @@ def test_engine_checks_are_one_line_errors(monkeypatch):
         parallel.check_engine(3, "gpu", None, "sqlite:///x.db")
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert parallel.default_workers("gpu") == 1
+    with pytest.raises(ValueError, match="--device gpu: no NVIDIA GPU visible"):
+        parallel.check_engine(1, "gpu", None, "sqlite:///x.db")
     assert parallel.default_workers("cpu") == os.cpu_count()
 
 
