@@ -516,7 +516,8 @@ def workers_count(text: str) -> int:
         if n < 1:
             raise ValueError
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--workers expects an integer >= 1, not {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"--workers expects an integer >= 1, not {text!r}") from None
     return n
 
 

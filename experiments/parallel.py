@@ -122,7 +122,8 @@ def check_engine(workers: int, device: str, cluster: str | None, tracking_uri: s
             import distributed  # noqa: F401
         except ImportError:
             raise ValueError("--cluster needs Dask distributed: pip install "
-                             "'keras-adam-variants[cluster]' (or pip install distributed)") from None
+                             "'keras-adam-variants[cluster]' (or pip install distributed)"
+                             ) from None
     elif device == "gpu" and not gpu_ids():
         raise ValueError("--device gpu: no NVIDIA GPU visible here (nvidia-smi lists none, or "
                          "CUDA_VISIBLE_DEVICES is empty); use --device cpu")

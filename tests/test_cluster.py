@@ -64,8 +64,8 @@ def dask_cluster(root, workers=2, timeout=180.0):
 
 
 @pytest.mark.slow
-def test_a_study_runs_across_two_dask_workers_into_a_tracking_server(tmp_path,
-                                                                      digits_data_dir):  # noqa: F811
+def test_a_study_runs_across_two_dask_workers_into_a_tracking_server(
+        tmp_path, digits_data_dir):  # noqa: F811
     with mlflow_server(tmp_path) as uri, dask_cluster(str(tmp_path)) as address:
         start = time.monotonic()
         result = compare.run_cli(["--optimizers", "adam,sgd", "--seeds", "1", "--epochs", "1",

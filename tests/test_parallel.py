@@ -104,7 +104,8 @@ def _children(client, experiment, parent_id=None):
 
 
 @pytest.mark.slow
-def test_ctrl_c_marks_every_started_run_and_the_parent_killed(tmp_path, digits_data_dir):  # noqa: F811
+def test_ctrl_c_marks_every_started_run_and_the_parent_killed(
+        tmp_path, digits_data_dir):  # noqa: F811
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     cmd = [sys.executable, "-m", "experiments.compare", "--optimizers", "adam,sgd", "--seeds",
            "2", "--epochs", "1000", "--workers", "2", "--tracking-uri", uri, "--data-dir",
