@@ -260,6 +260,43 @@ def train_job(job: Job) -> JobResult:
                      time.monotonic() - start, None, worker)
 
 
+# ---- sending jobs to other processes -------------------------------------------------------
+
+def pack(job: Job) -> bytes:
+    """``job`` as bytes another process can load with :func:`unpack`: cloudpickle (optimizer
+    arguments may be objects of classes defined inside functions, e.g. the α/√t schedule of
+    ``experiments.reddi_synthetic``), plus the Keras registered name of each object argument,
+    so that the copy logs the same ``optimizer.*`` params as the original."""
+    import cloudpickle
+
+    names = {}
+    for key, value in job.config.opt.items():
+        if not isinstance(value, (bool, int, float, str, type(None), list, tuple, dict)):
+            import keras
+
+            names[key] = keras.saving.get_registered_name(type(value))
+    return cloudpickle.dumps((job, names))
+
+
+def unpack(payload: bytes) -> Job:
+    """The :class:`Job` of :func:`pack`, its object arguments' classes registered with Keras
+    under their original names where this process does not know them."""
+    import pickle
+
+    job, names = pickle.loads(payload)
+    for key, name in names.items():
+        import keras
+
+        cls = type(job.config.opt[key])
+        if ">" in name and keras.saving.get_registered_name(cls) != name:
+            package, _, short = name.partition(">")
+            try:
+                keras.saving.register_keras_serializable(package=package, name=short)(cls)
+            except ValueError:  # a class of that name is registered here already
+                pass
+    return job
+
+
 # ---- local worker processes -----------------------------------------------------------------
 
 def _ignore_stop_signals():
@@ -305,7 +342,8 @@ def _init_worker(gpu_queue, threads: int, env: dict) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
-def _worker_job(job: Job) -> JobResult:
+def _worker_job(payload: bytes) -> JobResult:
+    job = unpack(payload)
     try:
         return train_job(job)
     except StudyInterrupted as stop:
@@ -330,7 +368,7 @@ def _local_pool(jobs, workers, device, on_result):
                                                   initargs=(gpu_queue, threads, env))
     futures = {}
     try:
-        futures = {pool.submit(_worker_job, job): job for job in jobs}
+        futures = {pool.submit(_worker_job, pack(job)): job for job in jobs}
         for future in concurrent.futures.as_completed(futures):
             job = futures[future]
             try:
@@ -367,10 +405,11 @@ def _stop_pool(pool) -> None:
 
 # ---- Dask ------------------------------------------------------------------------------------
 
-def _cluster_job(job: Job, event_name: str) -> JobResult:
+def _cluster_job(payload: bytes, event_name: str) -> JobResult:
     """A job on a Dask worker: stops at the next training step once the study's Event is set."""
     from distributed import Event
 
+    job = unpack(payload)
     event = Event(event_name)
     last = {"t": 0.0, "set": False}
 
@@ -400,7 +439,7 @@ def _cluster(jobs, address, device, on_result):
     resources = {"GPU": 1} if device == "gpu" else None
     with Client(address, timeout="30s") as client:
         event = Event(event_name, client=client)
-        futures = {client.submit(_cluster_job, job, event_name, resources=resources,
+        futures = {client.submit(_cluster_job, pack(job), event_name, resources=resources,
                                  key=f"kav-{parent}-{job.index}", pure=False, retries=0): job
                    for job in jobs}
         try:

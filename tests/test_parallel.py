@@ -227,3 +227,19 @@ def test_a_reused_compiled_model_trains_the_values_of_a_fresh_one():
     assert cache.misses == 1 and cache.hits == 2
     assert functions[0] is functions[1] is functions[2]  # traced once
     assert np.isfinite(fresh[1]["val_loss"]).all()
+
+
+def test_jobs_with_a_schedule_defined_in_a_function_reach_a_worker_intact(tmp_path):
+    from experiments import train
+    from experiments.reddi_synthetic import inverse_sqrt_schedule
+
+    config = train.TrainConfig(optimizer="adam", opt={"learning_rate": inverse_sqrt_schedule(0.5)})
+    (tmp_path / "job.bin").write_bytes(parallel.pack(parallel.Job(0, "Adam", 0, config, "p")))
+    code = ("import sys, keras; from experiments import parallel\n"
+            "job = parallel.unpack(open(sys.argv[1], 'rb').read())\n"
+            "lr = job.config.opt['learning_rate']\n"
+            "print(keras.saving.get_registered_name(type(lr)), lr.alpha, float(lr(3)))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "job.bin")], cwd=REPO,
+                         env=env(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["kav_experiments>InverseSqrtDecay", "0.5", "0.25"]
