@@ -4,7 +4,8 @@ Child runs trained with ``TrainConfig.effective_lr_every`` > 0 carry the metrics
 `kav.callbacks.AdaptiveLRLogger`: ``effective_lr/<layer>/p50`` (the median over the layer's
 parameters of the optimizer's effective learning rate) every N steps. This module reads them
 back from MLflow and draws one panel per optimizer (Adam, AMSGrad, RMSprop, Adagrad by default),
-one line per layer, for the first seed of each, on a log scale. The panel titles check the seed's
+one line per layer, for the first seed of each (named in the panel and figure titles), on a
+log scale. The panel titles check the seed's
 §3 claims on the real runs: AMSGrad's rates never increase (v̂ is a running maximum), Adagrad's
 only decrease (G only grows), while Adam's and RMSprop's go both ways. (Each parameter's rate
 being non-increasing makes every order statistic, the median included, non-increasing too.)
@@ -47,9 +48,10 @@ def never_increases(values) -> bool:
     return bool(np.all(values[1:] <= values[:-1] * (1 + RTOL)))
 
 
-def figure(client, runs: dict[str, str], title: str = ""):
+def figure(client, runs: dict[str, str], title: str = "", seeds: dict[str, int] | None = None):
     """A figure with one panel per optimizer of ``runs`` ({class name: run id}), or None when
-    no run has effective-learning-rate metrics."""
+    no run has effective-learning-rate metrics. ``seeds`` ({class name: seed}) puts the seed
+    each panel shows in its title and the figure's."""
     from matplotlib.figure import Figure
 
     histories = {name: median_histories(client, run_id) for name, run_id in runs.items()}
@@ -70,12 +72,16 @@ def figure(client, runs: dict[str, str], title: str = ""):
             claim = "\nnever increases: " + ("yes" if all(verdicts) else "NO")
         else:
             claim = "\nincreases somewhere: " + ("yes" if not all(verdicts) else "no")
-        ax.set_title(f"{name}{claim}", fontsize=10)
+        seed = f" (seed {seeds[name]})" if seeds and name in seeds else ""
+        ax.set_title(f"{name}{seed}{claim}", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
     axes[0].set_ylabel("median effective learning rate")
-    fig.suptitle(title or "Effective learning rates (median over each layer's parameters)",
-                 fontsize=11)
+    shown = sorted({seeds[n] for n in histories if seeds and n in seeds})
+    which = (f", seed {shown[0]}" if len(shown) == 1 else
+             f", seeds {', '.join(map(str, shown))}" if shown else "")
+    fig.suptitle((title or "Effective learning rates (median over each layer's parameters)")
+                 + which, fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -85,13 +91,13 @@ def log_plot(client, parent_run_id: str, outcomes, optimizers=DEFAULT_OPTIMIZERS
     """Draw `figure` for the first seed of each of ``optimizers`` among ``outcomes`` (objects with
     ``arm.optimizer``, ``seed`` and ``run_id``, as ``experiments.compare.RunOutcome``) and log it
     to ``parent_run_id`` as ``name``. Returns the artifact name, or None if there was nothing."""
-    runs = {}
+    runs, seeds = {}, {}
     for outcome in sorted(outcomes, key=lambda o: o.seed):
         cls = class_name(outcome.arm.optimizer)
         if cls in optimizers and cls not in runs:
-            runs[cls] = outcome.run_id
+            runs[cls], seeds[cls] = outcome.run_id, outcome.seed
     ordered = {cls: runs[cls] for cls in optimizers if cls in runs}
-    fig = figure(client, ordered, title)
+    fig = figure(client, ordered, title, seeds)
     if fig is None:
         return None
     client.log_figure(parent_run_id, fig, name)

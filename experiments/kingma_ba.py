@@ -8,7 +8,8 @@ Adadelta on logistic regression (6.1), a multilayer perceptron (6.2) and a CNN (
 
 Each section is :mod:`experiments.compare` run with the paper's optimizers and workload: one
 parent MLflow run (experiment ``kav-kingma-ba``) with the table and the learning curves, one
-nested run per (optimizer, seed). The workload is ``<dataset>_<model>`` from
+nested run per (optimizer, seed); ``--workers N`` / ``--cluster ADDRESS`` run several trainings
+at once (:mod:`experiments.parallel`). The workload is ``<dataset>_<model>`` from
 :mod:`experiments.workloads` (model: ``logreg`` for 6.1, ``mlp`` for 6.2, ``cnn`` for 6.3);
 ``digits`` runs offline, the catalogue datasets (``mnist``, ``fashion_mnist``,
 ``imdb_reviews``, ``cifar10``) when prepared in the TFDS data dir (``--data-dir`` or
@@ -127,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv=None):
+def run_cli(argv=None):
+    """Parse ``argv``, run the section, report; returns the study's ``StudyResult``."""
     args = build_parser().parse_args(argv)
     try:
         workload = workload_for(args.section, args.dataset)
@@ -145,5 +147,11 @@ def main(argv=None):
     return result
 
 
+def main(argv=None) -> int:
+    """``python -m experiments.kingma_ba``; returns the exit status (0 all runs finished, 1 a
+    run failed, 2 bad input, 130 interrupted)."""
+    return compare.exit_status(run_cli, argv)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

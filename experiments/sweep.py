@@ -48,7 +48,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 from experiments.report import (  # noqa: E402
-    Table, _pyplot, finite_or_inf, fmt_duration, fmt_mean_std, line_styles, log_figure,
+    Table, _pyplot, finite_or_inf, fmt_duration, line_styles, log_figure,
     log_series, mean_std)
 
 TOP_KEYS = ("name", "description", "experiment", "workload", "optimizers", "learning_rate",
@@ -370,17 +370,23 @@ def report(cfg: SweepConfig, result, index, config_text: str | None = None):
     points = aggregate(result, index)
     best = best_points(points)
 
-    table = Table(["optimizer", "learning_rate", "val_loss", "val_accuracy", "best"])
+    def stats(p: Point) -> dict:
+        loss, loss_std = mean_std(p.val_losses)
+        acc, acc_std = mean_std(p.val_accuracies)
+        return {"val_loss_mean": loss, "val_loss_std": loss_std, "val_accuracy_mean": acc,
+                "val_accuracy_std": acc_std, "seeds": len(p.val_losses)}
+
+    table = Table(["optimizer", "learning_rate", "val_loss_mean", "val_loss_std",
+                   "val_accuracy_mean", "val_accuracy_std", "seeds", "best"])
     for opt, values in points.items():
         for p in values:
-            table.add(optimizer=opt, learning_rate=p.learning_rate,
-                      val_loss=fmt_mean_std(p.val_losses), val_accuracy=fmt_mean_std(p.val_accuracies),
+            table.add(optimizer=opt, learning_rate=p.learning_rate, **stats(p),
                       best="*" if p is best[opt] else "")
-    best_table = Table(["optimizer", "best_learning_rate", "val_loss", "val_accuracy"])
-    for opt, p in best.items():
-        best_table.add(optimizer=opt, best_learning_rate=p.learning_rate if math.isfinite(p.score)
-                       else "none (all diverged)", val_loss=fmt_mean_std(p.val_losses),
-                       val_accuracy=fmt_mean_std(p.val_accuracies))
+    best_table = Table(["optimizer", "best_learning_rate", "val_loss_mean", "val_loss_std",
+                        "val_accuracy_mean", "val_accuracy_std", "seeds"])
+    for opt, p in sorted(best.items(), key=lambda kv: (kv[1].score, kv[0])):
+        best_table.add(optimizer=opt, best_learning_rate=p.learning_rate
+                       if math.isfinite(p.score) else "none (all diverged)", **stats(p))
 
     table.log(client, pid, "sweep_table")
     best_table.log(client, pid, "sweep_best")
@@ -403,7 +409,8 @@ def report(cfg: SweepConfig, result, index, config_text: str | None = None):
 
 
 def run_sweep(cfg: SweepConfig, *, tracking_uri: str | None = None, data_dir: str | None = None,
-              config_text: str | None = None, progress_stream=None):
+              config_text: str | None = None, progress_stream=None, workers: int = 1,
+              device: str = "cpu", cluster: str | None = None):
     """Run ``cfg`` (nested runs under a parent), log and print its report; returns
     ``(StudyResult, {optimizer: best Point})``."""
     from experiments import compare
@@ -424,20 +431,22 @@ def run_sweep(cfg: SweepConfig, *, tracking_uri: str | None = None, data_dir: st
         arms, workload=cfg.workload, seeds=cfg.seeds, epochs=cfg.epochs,
         batch_size=cfg.batch_size, tracking_uri=tracking_uri, experiment=cfg.experiment,
         run_name=cfg.name, jit=cfg.jit, log_model=cfg.log_model, data_dir=data_dir,
-        study="sweep", params=params, progress_stream=progress_stream)
+        study="sweep", params=params, progress_stream=progress_stream, workers=workers,
+        device=device, cluster=cluster)
     status = "FAILED"
     try:
         best, table, best_table = report(cfg, result, index, config_text)
-        status = "FINISHED"
+        status = None
     finally:
-        compare.finish(result, status)
+        status = compare.finish(result, status)
     print(f"\nsweep {cfg.name} on {cfg.workload}, {cfg.epochs} epochs: final validation loss, "
           f"mean ± std over seeds {','.join(map(str, cfg.seeds))}")
-    print(table.to_text())
+    print(compare.display_table(table).to_text())
     print("best learning rate per optimizer (lowest mean final validation loss):")
-    print(best_table.to_text())
+    print(compare.display_table(best_table).to_text())
+    compare.print_failures(result)
     print(f"{len(result.outcomes)} runs in {fmt_duration(result.wall_s)}; MLflow experiment "
-          f"{cfg.experiment!r}, parent run {result.parent_run_id}")
+          f"{cfg.experiment!r}, parent run {result.parent_run_id} ({status})")
     return result, best
 
 
@@ -460,10 +469,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="TFDS data dir (default: $TFDS_DATA_DIR, else ~/tensorflow_datasets)")
     p.add_argument("--check", action="store_true",
                    help="only check the config and print the runs it would make")
+    from experiments.compare import add_engine_arguments
+
+    add_engine_arguments(p)
     return p
 
 
-def main(argv=None):
+def run_cli(argv=None):
+    """Parse ``argv`` and run the sweep; returns ``(StudyResult, best)`` (None with --check).
+    Raises ``SystemExit("error: ...")`` on a bad config."""
     args = build_parser().parse_args(argv)
     from experiments import compare, datasets, tracking
 
@@ -496,10 +510,19 @@ def main(argv=None):
         text = f.read()
     try:
         return run_sweep(cfg, tracking_uri=args.tracking_uri, data_dir=args.data_dir,
-                         config_text=text)
-    except (datasets.DatasetNotPreparedError, tracking.TrackingUnavailableError) as err:
+                         config_text=text, **compare.engine_settings(args))
+    except (ValueError, datasets.DatasetNotPreparedError,
+            tracking.TrackingUnavailableError) as err:
         raise SystemExit(f"error: {err}") from None
 
 
+def main(argv=None) -> int:
+    """``python -m experiments.sweep``; returns the exit status (0 all runs finished, 1 a run
+    failed, 2 a bad config or environment, 130 interrupted)."""
+    from experiments import compare
+
+    return compare.exit_status(run_cli, argv)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -49,6 +49,15 @@ def test_seeds_and_optimizer_parsing():
         compare.arms_from_names(["adam", "Adam"])
 
 
+def test_display_table_joins_mean_and_std():
+    t = Table(compare.COLUMNS, [{"optimizer": "A", "val_loss_mean": 0.5, "val_loss_std": 0.25,
+                                 "val_accuracy_mean": float("nan"), "seeds": 2, "failed": 0}])
+    shown = compare.display_table(t)
+    assert "val_loss_std" not in shown.columns and "failed" not in shown.columns
+    assert shown.rows[0]["val_loss"] == "0.5000 ± 0.2500"
+    assert shown.rows[0]["val_accuracy"] == "nan (diverged)"
+
+
 def test_aggregation_and_tables():
     assert mean_std([1.0, 3.0]) == (2.0, 1.0)
     assert np.isnan(mean_std([1.0, float("nan")])[0])
@@ -62,9 +71,9 @@ def test_aggregation_and_tables():
 @pytest.mark.slow
 def test_tiny_compare_logs_nested_runs_and_parent_artifacts(tmp_path, digits_data_dir):  # noqa: F811
     uri = f"sqlite:///{tmp_path}/mlruns/mlflow.db"
-    result = compare.main(["--optimizers", "adam,keras_adam", "--seeds", "1", "--epochs", "1",
-                           "--tracking-uri", uri, "--experiment", "test-compare",
-                           "--data-dir", digits_data_dir])
+    result = compare.run_cli(["--optimizers", "adam,keras_adam", "--seeds", "1", "--epochs", "1",
+                              "--tracking-uri", uri, "--experiment", "test-compare",
+                              "--data-dir", digits_data_dir, "--workers", "1"])
     client = mlflow.MlflowClient(uri)
     runs = mlflow.search_runs(experiment_names=["test-compare"], output_format="list")
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
@@ -72,6 +81,11 @@ def test_tiny_compare_logs_nested_runs_and_parent_artifacts(tmp_path, digits_dat
     assert [p.info.run_id for p in parents] == [result.parent_run_id]
     assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
     assert sorted(c.data.params["optimizer"] for c in children) == ["Adam", "keras_adam"]
+    # Each child: its learning rate as a number, final metrics, no model unless --log-model.
+    for child in children:
+        assert float(child.data.params["learning_rate"]) == 0.001
+        assert {"val_loss", "val_accuracy", "loss"} <= set(child.data.metrics)
+        assert "model" not in {a.path for a in client.list_artifacts(child.info.run_id)}
 
     parent = client.get_run(result.parent_run_id)
     assert parent.info.status == "FINISHED"
@@ -89,15 +103,23 @@ def test_tiny_compare_logs_nested_runs_and_parent_artifacts(tmp_path, digits_dat
     table_path = client.download_artifacts(result.parent_run_id, "compare_table.csv",
                                            str(tmp_path))
     with open(table_path) as f:
-        rows = {r["optimizer"]: r for r in csv.DictReader(f)}
+        ordered = list(csv.DictReader(f))
+    rows = {r["optimizer"]: r for r in ordered}
     assert set(rows) == {"Adam", "keras_adam"}
+    # Numeric columns, mean and std apart, sorted by the mean final validation loss.
+    losses = [float(r["val_loss_mean"]) for r in ordered]
+    assert losses == sorted(losses)
+    assert all(float(r["val_loss_std"]) == 0.0 and r["seeds"] == "1" for r in ordered)
     # The table holds what the child runs logged.
     for child in children:
         label = child.data.params["optimizer"]
-        assert float(rows[label]["val_loss"]) == pytest.approx(
-            child.data.metrics["val_loss"], abs=1e-4)
-    assert parent.data.metrics["Adam.val_loss_mean"] == pytest.approx(
-        float(rows["Adam"]["val_loss"]), abs=1e-4)
+        assert float(rows[label]["val_loss_mean"]) == pytest.approx(
+            child.data.metrics["val_loss"], abs=1e-5)
+    # A few summary metrics, not one per optimizer and key.
+    assert set(parent.data.metrics) == {"best_val_loss", "best_val_accuracy", "runs_finished",
+                                        "runs_failed", "study_wall_s"}
+    assert parent.data.metrics["best_val_loss"] == pytest.approx(losses[0], abs=1e-5)
+    assert parent.data.tags["best_optimizer"] == ordered[0]["optimizer"]
     with open(client.download_artifacts(result.parent_run_id, "histories.json",
                                         str(tmp_path))) as f:
         histories = json.load(io.StringIO(f.read()))

@@ -84,7 +84,7 @@ def test_kingma_ba_section_6_1_tiny(tmp_path, digits_data_dir):  # noqa: F811
     from experiments import kingma_ba
 
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    result = kingma_ba.main(["--section", "6.1", "--optimizers", "adam,sgdnesterov",
+    result = kingma_ba.run_cli(["--section", "6.1", "--optimizers", "adam,sgdnesterov",
                              "--seeds", "1", "--epochs", "1", "--tracking-uri", uri,
                              "--data-dir", digits_data_dir, "--experiment", "test-kb"])
     client = mlflow.MlflowClient(uri)

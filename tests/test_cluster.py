@@ -1,0 +1,99 @@
+"""A study across a real Dask cluster: a scheduler and two worker processes on 127.0.0.1 (each
+started as a command, in its own process group, stopped by its group id) and a real ``mlflow
+server`` as the shared tracking store. Two optimizers x one seed x one epoch; the runs are then
+read back from the server."""
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+pytest.importorskip("distributed", reason="the cluster extra: pip install '.[cluster]'")
+
+import mlflow  # noqa: E402
+
+from experiments import compare  # noqa: E402
+from tests._experiment_helpers import (  # noqa: E402,F401
+    PYTHON, digits_data_dir, env, free_port, mlflow_server)
+
+DASK = os.path.join(os.path.dirname(PYTHON), "dask")
+
+
+@contextlib.contextmanager
+def dask_cluster(root, workers=2, timeout=180.0):
+    """``dask scheduler`` + ``workers`` x ``dask worker --nthreads 1`` on 127.0.0.1; yields the
+    scheduler address once every worker has joined."""
+    from distributed import Client
+
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    procs, logs = [], []
+
+    def start(name, *args):
+        log = open(os.path.join(root, f"{name}.log"), "w")
+        logs.append(log)
+        procs.append(subprocess.Popen([DASK, *args], cwd=root, stdout=log,
+                                      stderr=subprocess.STDOUT, env=env(),
+                                      start_new_session=True))
+
+    try:
+        start("scheduler", "scheduler", "--host", "127.0.0.1", "--port", str(port),
+              "--no-dashboard")
+        for i in range(workers):
+            start(f"worker{i}", "worker", address, "--host", "127.0.0.1", "--nthreads", "1",
+                  "--name", f"node{i}", "--no-dashboard", "--local-directory",
+                  os.path.join(root, f"worker{i}"))
+        with Client(address, timeout=f"{int(timeout)}s") as client:
+            client.wait_for_workers(workers, timeout=timeout)
+        yield address
+    finally:
+        for proc in reversed(procs):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in reversed(procs):
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        for log in logs:
+            log.close()
+
+
+@pytest.mark.slow
+def test_a_study_runs_across_two_dask_workers_into_a_tracking_server(
+        tmp_path, digits_data_dir):  # noqa: F811
+    with mlflow_server(tmp_path) as uri, dask_cluster(str(tmp_path)) as address:
+        start = time.monotonic()
+        result = compare.run_cli(["--optimizers", "adam,sgd", "--seeds", "1", "--epochs", "1",
+                                  "--cluster", address, "--tracking-uri", uri,
+                                  "--experiment", "test-cluster", "--data-dir",
+                                  digits_data_dir, "--log-effective-lr", "0"])
+        wall = time.monotonic() - start
+        client = mlflow.MlflowClient(uri)
+        parent = client.get_run(result.parent_run_id)
+        children = client.search_runs([result.experiment_id],
+                                      f"tags.mlflow.parentRunId = '{result.parent_run_id}'")
+        history = {c.info.run_name: client.get_metric_history(c.info.run_id, "val_loss")
+                   for c in children}
+    print(f"cluster study: 2 runs in {wall:.1f} s")
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["engine"] == f"dask:{address}"
+    assert sorted(c.info.run_name for c in children) == ["Adam-seed0", "SGD-seed0"]
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert all(len(h) == 1 and h[0].step == 1 for h in history.values())
+    # Each training ran in a Dask worker process, not here, one on each node.
+    workers = {c.data.tags["kav.worker"] for c in children}
+    assert len(workers) == 2 and not any(w.endswith(f":{os.getpid()}") for w in workers)
+    assert {o.run_id for o in result.outcomes} == {c.info.run_id for c in children}
+
+
+def test_cluster_with_a_local_sqlite_store_is_refused_in_one_line(tmp_path, capsys):
+    code = compare.main(["--optimizers", "adam", "--seeds", "1", "--epochs", "1", "--cluster",
+                         "tcp://127.0.0.1:1", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "is a file of this machine" in err
+    assert not os.path.exists(tmp_path / "m.db")
