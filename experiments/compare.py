@@ -265,21 +265,14 @@ def register_dataset(tracking_uri: str, parent_run_id: str, workload: str,
     insert: two children logging the same new dataset at the same moment fail one of them
     (``UNIQUE constraint failed: datasets.experiment_id, datasets.name, datasets.digest``, seen
     here with 2 workers). Registered once by the parent, the children only link to it. Uses the
-    runner's own dataset logging (``train.log_dataset`` or ``train._log_dataset``); returns
-    False when the runner has none. The parent stays RUNNING.
+    runner's own dataset logging (``train._log_dataset``); the parent stays RUNNING.
     """
     import mlflow
 
     from experiments import datasets, train, workloads
 
-    log = getattr(train, "log_dataset", None) or getattr(train, "_log_dataset", None)
-    if log is None:
-        return False
     data = datasets.load(workloads.get(workload).dataset, data_dir=data_dir)
-    mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run(run_id=parent_run_id):
-        log(data)
-    mlflow.MlflowClient(tracking_uri).update_run(parent_run_id, status="RUNNING")
+    train._log_dataset(mlflow.MlflowClient(tracking_uri), parent_run_id, data)
     return True
 
 

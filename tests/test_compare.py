@@ -98,7 +98,7 @@ def test_tiny_compare_logs_nested_runs_and_parent_artifacts(tmp_path, digits_dat
     assert {"compare_table.csv", "compare_table.md", "learning_curves.png",
             "histories.json"} <= artifacts
     # Artifacts land next to the SQLite database, whatever the working directory.
-    assert parent.info.artifact_uri.removeprefix("file://").startswith(f"{tmp_path}/mlruns/mlartifacts/")
+    assert parent.info.artifact_uri.removeprefix("file://").startswith(f"{tmp_path}/mlruns/artifacts/")
 
     table_path = client.download_artifacts(result.parent_run_id, "compare_table.csv",
                                            str(tmp_path))
