@@ -86,14 +86,14 @@ def ui_hint(uri: str | None = None) -> str:
     """The exact shell command that opens the MLflow UI on the store ``uri`` (None: the default).
 
     ``kav ui`` when that is what ``kav ui`` run here would open (the current directory's
-    ``mlflow.db``, with ``MLFLOW_TRACKING_URI`` unset or equal to it), ``kav ui --tracking-uri
+    ``mlruns/mlflow.db``, with ``MLFLOW_TRACKING_URI`` unset or equal to it), ``kav ui --tracking-uri
     URI`` for another local store, and the server's address for a tracking server (its UI is
     already running there).
     """
     uri = uri or _default_tracking_uri()
     if uri.startswith(("http://", "https://")):
         return f"open {uri} in a browser (the tracking server serves the MLflow UI)"
-    here = "sqlite:///" + os.path.join(os.path.abspath(os.getcwd()), "mlflow.db")
+    here = "sqlite:///" + os.path.join(os.path.abspath(os.getcwd()), "mlruns", "mlflow.db")
     if uri == here and os.environ.get("MLFLOW_TRACKING_URI", uri) == uri:
         return f"{PROG} ui    (from {os.getcwd()})"
     return f"{PROG} ui --tracking-uri {shlex.quote(uri)}"
@@ -105,7 +105,9 @@ def print_ui_hint(uri: str | None = None, file=None) -> None:
     Entry modules call it at the end of ``main``; ``kav`` calls it too after logging commands,
     and the once-only rule keeps it to one line.
     """
-    uri = uri or _default_tracking_uri()
+    from importlib import import_module
+
+    uri = import_module(f"{PACKAGE}.tracking").resolve_uri(uri)  # None: the default store
     if uri in _hinted:
         return
     _hinted.add(uri)
@@ -123,8 +125,8 @@ def ui_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog=f"{PROG} ui",
         description="Open the MLflow UI on the store every kav command logs to: --tracking-uri, "
-                    "else $MLFLOW_TRACKING_URI, else sqlite:///<current directory>/mlflow.db "
-                    "(MLflow's own default, so a plain `mlflow ui` here shows the same runs).")
+                    "else $MLFLOW_TRACKING_URI, else sqlite:///<current directory>/mlruns/mlflow.db "
+                    "(artifacts in mlruns/artifacts/).")
     p.add_argument("--tracking-uri", default=None, help="the store (default: as above)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
@@ -245,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="keras-adam-variants experiments: train, compare and sweep the optimizers on "
                     "TFDS datasets, logged to MLflow. `kav SUBCOMMAND --help` for each.",
         epilog="Runs go to --tracking-uri, else $MLFLOW_TRACKING_URI, else "
-               "sqlite:///<current directory>/mlflow.db; `kav ui` opens the MLflow UI there.")
+               "sqlite:///<current directory>/mlruns/mlflow.db; `kav ui` opens the MLflow UI "
+               "there.")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="show library logs (TensorFlow, TFDS, MLflow)")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")

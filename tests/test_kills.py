@@ -59,7 +59,7 @@ def _assert_one_whole_run(uri):
     run = runs[0]
     assert run.info.status == "FINISHED"
     for key in train.EPOCH_KEYS:
-        assert metric_steps(uri, run.info.run_id, key) == list(range(1, EPOCHS + 1)), key
+        assert metric_steps(uri, run.info.run_id, key) == list(range(EPOCHS)), key  # from 0
     assert metric_steps(uri, run.info.run_id, train.STEP_KEY) == list(
         range(LOG_EVERY, STEPS + 1, LOG_EVERY))
     assert run.data.params["epochs"] == str(EPOCHS) and run.data.params["seed"] == str(SEED)
