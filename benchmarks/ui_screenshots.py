@@ -66,7 +66,8 @@ def free_port() -> int:
 
 
 def api(base: str, path: str, body: dict) -> dict:
-    request = urllib.request.Request(f"{base}/api/2.0/mlflow/{path}", data=json.dumps(body).encode(),
+    request = urllib.request.Request(f"{base}/api/2.0/mlflow/{path}",
+                                     data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as r:
         return json.load(r)

@@ -86,8 +86,8 @@ def ui_hint(uri: str | None = None) -> str:
     """The exact shell command that opens the MLflow UI on the store ``uri`` (None: the default).
 
     ``kav ui`` when that is what ``kav ui`` run here would open (the current directory's
-    ``mlruns/mlflow.db``, with ``MLFLOW_TRACKING_URI`` unset or equal to it), ``kav ui --tracking-uri
-    URI`` for another local store, and the server's address for a tracking server (its UI is
+    ``mlruns/mlflow.db``, with ``MLFLOW_TRACKING_URI`` unset or equal to it), ``kav ui
+    --tracking-uri URI`` for another local store, and the server's address for a tracking server (its UI is
     already running there).
     """
     uri = uri or _default_tracking_uri()
@@ -125,8 +125,9 @@ def ui_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog=f"{PROG} ui",
         description="Open the MLflow UI on the store every kav command logs to: --tracking-uri, "
-                    "else $MLFLOW_TRACKING_URI, else sqlite:///<current directory>/mlruns/mlflow.db "
-                    "(artifacts in mlruns/artifacts/).")
+                    "else $MLFLOW_TRACKING_URI, else "
+                    "sqlite:///<current directory>/mlruns/mlflow.db (artifacts in "
+                    "mlruns/artifacts/).")
     p.add_argument("--tracking-uri", default=None, help="the store (default: as above)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")

@@ -57,8 +57,8 @@ class TrainConfig:
 @dataclass
 class TrainResult:
     """``history`` holds one value per epoch for each of ``loss``, ``accuracy``, ``val_loss``,
-    ``val_accuracy``, ``learning_rate``, ``epoch_time`` (and ``examples_per_second``), over the whole run
-    (resumed runs included). ``delivered`` is False when the tracking server was unreachable at
+    ``val_accuracy``, ``learning_rate``, ``epoch_time`` (and ``examples_per_second``), over the
+    whole run (resumed runs included); ``history[key][e]`` is the metric at MLflow step ``e``. ``delivered`` is False when the tracking server was unreachable at
     the end: what the run logged is kept in ``spool_dir`` (``pending`` operations) for a rerun
     or ``python -m experiments.sync``."""
 

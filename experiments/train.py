@@ -135,7 +135,8 @@ def _validate(config: TrainConfig):
 # ---- artifacts -----------------------------------------------------------------------------------
 
 def learning_curve(history: dict, title: str):
-    """A matplotlib Figure: loss and accuracy per epoch, train and validation."""
+    """A matplotlib Figure: loss and accuracy per epoch (x = the epoch from 0, the step of the
+    run's metrics), train and validation."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
@@ -144,8 +145,8 @@ def learning_curve(history: dict, title: str):
     for ax, key in ((ax_loss, "loss"), (ax_acc, "accuracy")):
         for prefix, label in (("", "train"), ("val_", "validation")):
             values = history.get(prefix + key, [])
-            ax.plot(range(1, len(values) + 1), values, marker="o", label=label)
-        ax.set_xlabel("epoch")
+            ax.plot(range(len(values)), values, marker="o", label=label)
+        ax.set_xlabel("epoch (from 0, the MLflow step)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)

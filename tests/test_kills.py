@@ -100,7 +100,9 @@ def test_kills_at_five_moments_then_same_command(tmp_path, digits_data_dir, unin
     again = run_train(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     run = _assert_one_whole_run(uri)
-    assert run.info.run_id == run_id and again.stdout.strip().splitlines()[-1] == f"run_id {run_id}"
+    assert run.info.run_id == run_id
+    assert again.stdout.strip().splitlines()[-2:] == [  # the run, then how to see it
+        f"run_id {run_id}", f"MLflow UI: kav ui --tracking-uri {uri}"], again.stdout
     state = json.loads((ckpt / "state.json").read_text())
     assert state["finished"] and state["run_id"] == run_id
     assert state["history"]["loss"] == uninterrupted["loss"]

@@ -115,6 +115,9 @@ def test_server_still_down_at_the_end_exits_3_then_the_same_command_delivers(tmp
         again = run_train(*args, cwd=tmp_path)
         assert again.returncode == 0, again.stderr[-3000:]
         run = _assert_finished_with_every_epoch(server.uri)
-        assert again.stdout.strip().splitlines()[-1] == f"run_id {run.info.run_id}"
+        assert again.stdout.strip().splitlines()[-2:] == [  # the run, then where its UI is
+            f"run_id {run.info.run_id}",
+            f"MLflow UI: open {server.uri} in a browser (the tracking server serves the "
+            "MLflow UI)"]
     finally:
         server.kill()
