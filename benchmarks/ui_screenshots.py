@@ -6,12 +6,23 @@ with no flags but the port, and saves PNGs of what a browser shows, taken with h
 ``chromium`` (``apt-get install -y chromium``):
 
 * ``experiments.png``: the home page (the experiments list);
-* ``experiment.png``: the ``kav-train`` experiment as it opens from that list
-  (``#/experiments/<id>``): it should be the table of training runs, not the GenAI traces page;
-* ``runs.png``: the runs table (``#/experiments/<id>/runs``) with params and metrics columns;
-* ``run.png``: one run's overview (its params: ``optimizer_name``, ``optimizer_<key>``...;
-  its metrics: ``val_loss``, ``learning_rate``...);
-* ``compare.png``: MLflow's Compare view of the two runs.
+* ``experiment-bare.png``: ``#/experiments/<id>`` as MLflow 3.17 opens it by default: its GenAI
+  view (an empty traces overview), whatever the experiment's ``mlflow.experimentKind`` tag says;
+* ``experiment.png``: the same with ``?workflowType=machine_learning`` (the links ``kav ui``
+  prints): the table of training runs;
+* ``runs.png``: the runs table (``runs-wide.png``: 3200 pixels wide, its params and metrics
+  columns); ``charts.png``: its chart view (one chart per metric, x = step =
+  the epoch from 0);
+* ``run.png``: one run's overview (datasets, tags, metrics; params further down);
+* ``compare.png``: MLflow's Compare view of the two runs (parallel coordinates of params such as
+  ``optimizer`` and ``optimizer_<key>`` against metrics).
+
+What they showed (MLflow 3.17.2, 1600x1000): the bare experiment URL opens the GenAI overview
+with a "Detect Issues" pop-up; with the query the "Runs" table lists both runs with their datasets
+and models (the params and metrics columns are to the right of the Models column, off screen at
+this width, beside the "MLflow Assistant" panel); the chart view plots ``accuracy``,
+``epoch_time``, ``examples_per_second``, ``learning_rate``, ``loss`` and ``train_loss_step`` per
+step for both runs.
 
     python benchmarks/ui_screenshots.py --out /tmp/ui_shots [--data-dir DIR] [--work DIR]
 
@@ -36,11 +47,15 @@ import time
 import urllib.parse
 import urllib.request
 
+# MLflow 3.17's UI opens every experiment in its GenAI view (traces) unless the URL says
+# workflowType=machine_learning (or the sidebar's "Model training" switch was used in that browser).
+ML_WORKFLOW = "machine_learning"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-                  "--window-size=1600,1000", "--virtual-time-budget=15000"]
+                  "--virtual-time-budget=15000"]
+WIDE = {"runs-wide": "3200,1000"}  # the runs table's params and metrics columns
 
 
 def _env() -> dict:
@@ -109,10 +124,12 @@ def chromium() -> str:
     sys.exit("error: no chromium found: apt-get install -y chromium")
 
 
-def screenshot(browser: str, url: str, path: str) -> None:
-    """Save what headless chromium shows at ``url`` (1600x1000) as the PNG ``path``."""
+def screenshot(browser: str, url: str, path: str, size: str = "1600,1000") -> None:
+    """Save what headless chromium shows at ``url`` (``size`` = "width,height") as the PNG
+    ``path``."""
     with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
-        proc = subprocess.Popen([browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+        proc = subprocess.Popen([browser, *CHROMIUM_FLAGS, f"--window-size={size}",
+                                 f"--user-data-dir={profile}",
                                  f"--screenshot={path}", url],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True)
@@ -154,17 +171,21 @@ def main(argv=None) -> int:
         runs = api(base, "runs/search", {"experiment_ids": [eid]})["runs"]
         ids = [r["info"]["run_id"] for r in runs]
         compare = urllib.parse.quote(json.dumps(ids))
+        ml = f"workflowType={ML_WORKFLOW}"
         pages = {
             "experiments": f"{base}/#/experiments",
-            "experiment": f"{base}/#/experiments/{eid}",
-            "runs": f"{base}/#/experiments/{eid}/runs",
-            "run": f"{base}/#/experiments/{eid}/runs/{ids[0]}",
-            "compare": f"{base}/#/compare-runs?runs={compare}&experiments=%5B%22{eid}%22%5D",
+            "experiment-bare": f"{base}/#/experiments/{eid}",  # the UI's default: GenAI
+            "experiment": f"{base}/#/experiments/{eid}?{ml}",
+            "runs": f"{base}/#/experiments/{eid}/runs?{ml}",
+            "runs-wide": f"{base}/#/experiments/{eid}/runs?{ml}",
+            "charts": f"{base}/#/experiments/{eid}/runs?{ml}&compareRunsMode=CHART",
+            "run": f"{base}/#/experiments/{eid}/runs/{ids[0]}?{ml}",
+            "compare": f"{base}/#/compare-runs?runs={compare}&experiments=%5B%22{eid}%22%5D&{ml}",
         }
         for name, url in pages.items():
             path = os.path.join(args.out, f"{name}.png")
             start = time.monotonic()
-            screenshot(browser, url, path)
+            screenshot(browser, url, path, WIDE.get(name, "1600,1000"))
             print(f"{path}  ({url}, {time.monotonic() - start:.0f} s)", flush=True)
     print(f"store: {work}/mlruns/mlflow.db ({len(ids)} runs in kav-train)")
     return 0

@@ -120,6 +120,35 @@ def ui_command(uri: str, host: str = "127.0.0.1", port: int = DEFAULT_UI_PORT) -
             "--host", host, "--port", str(port)]
 
 
+# MLflow 3.17's UI shows every experiment in its GenAI view (traces) unless the page's URL says
+# workflowType=machine_learning or the user flips the sidebar's "GenAI | Model training" switch (the
+# experiment's mlflow.experimentKind tag is not consulted while that switch exists): seen in
+# screenshots (benchmarks/ui_screenshots.py) and in the UI's code (the "mlflow.workflowType" state).
+TRAINING_VIEW = "workflowType=machine_learning"
+
+
+def experiment_links(uri: str, base_url: str) -> list[tuple[str, str]]:
+    """``[(experiment name, URL of its training-runs table)]`` for each active experiment of the
+    local SQLite store ``uri`` that has runs, by name; [] for other stores or an unreadable file.
+    Read with :mod:`sqlite3` (read-only), so ``kav ui`` prints them without importing MLflow."""
+    import sqlite3
+
+    if not uri.startswith("sqlite:///"):
+        return []
+    db = os.path.abspath(uri[len("sqlite:///"):])
+    if not os.path.isfile(db):
+        return []
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as c:
+            rows = c.execute(
+                "SELECT e.experiment_id, e.name FROM experiments e WHERE e.lifecycle_stage = "
+                "'active' AND EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = "
+                "e.experiment_id AND r.lifecycle_stage = 'active') ORDER BY e.name").fetchall()
+    except sqlite3.Error:
+        return []
+    return [(name, f"{base_url}/#/experiments/{eid}/runs?{TRAINING_VIEW}") for eid, name in rows]
+
+
 def ui_main(argv: list[str]) -> int:
     """``kav ui``: run ``mlflow ui`` on the project's store until Ctrl-C."""
     p = argparse.ArgumentParser(
@@ -149,7 +178,15 @@ def ui_main(argv: list[str]) -> int:
     if uri.startswith("sqlite:///") and not os.path.exists(uri[len("sqlite:///"):]):
         print(f"note: no runs at {uri} yet (run a kav command in this directory first, or pass "
               "--tracking-uri / set MLFLOW_TRACKING_URI)", flush=True)
-    print(f"MLflow UI on {uri}: http://{args.host}:{args.port}  (Ctrl-C stops it)", flush=True)
+    base = f"http://{args.host}:{args.port}"
+    print(f"MLflow UI on {uri}: {base}/#/experiments?{TRAINING_VIEW}  (Ctrl-C stops it)")
+    links = experiment_links(uri, base)
+    if links:
+        print("training runs of each experiment (MLflow opens experiments in its GenAI view "
+              "otherwise; the sidebar's 'Model training' switch does the same):")
+        for name, url in links:
+            print(f"  {name}: {url}")
+    sys.stdout.flush()
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
     try:
         return subprocess.call(command, env=env)

@@ -323,6 +323,15 @@ def run(config: TrainConfig, parent_run_id: str | None = None, callbacks=()) -> 
     return result
 
 
+def default_run_name(config: TrainConfig) -> str:
+    """``<optimizer>[-lr<rate>]-seed<seed>`` (compare's children are named ``<arm>-seed<seed>``).
+
+    Not MLflow's random name: that comes from Python's ``random``, which the seed fixes, so every
+    run of one seed would get the same one."""
+    lr = f"-lr{config.learning_rate:g}" if config.learning_rate is not None else ""
+    return f"{config.optimizer}{lr}-seed{config.seed}"
+
+
 def _check_data(config: TrainConfig):
     """The workload's dataset name and its prepared TFDS directory (None: to be prepared), after
     the checks that need no TensorFlow (names, files, sizes)."""
@@ -409,7 +418,8 @@ def _run(config, parent_run_id, callbacks, uri, ident, checkpoints, state, expli
     if state is None:
         key = key or checkpoints.new_run_key(ident)  # on disk before the run exists
         tags = {**tracking.version_tags(), "device": device_text, "workload": workload.name}
-        run_id, created = tracking.create_run(uri, experiment_id, key, run_name=config.run_name,
+        run_id, created = tracking.create_run(uri, experiment_id, key,
+                                              run_name=config.run_name or default_run_name(config),
                                               parent_run_id=parent_run_id, tags=tags)
         if not created:
             log.info("found run %s of run key %s (created before a kill)", run_id, key)
@@ -619,7 +629,8 @@ tracking server is still unreachable and the spool waits for delivery; 1 a bug."
     p.add_argument("--log-every", type=_int_at_least(0), default=defaults.log_every, metavar="N",
                    help="log the training loss every N steps (0: never; default "
                         f"{defaults.log_every})")
-    p.add_argument("--run-name", default=None, help="MLflow run name (default: MLflow's)")
+    p.add_argument("--run-name", default=None,
+                   help="MLflow run name (default: <optimizer>[-lr<rate>]-seed<seed>)")
     p.add_argument("--log-effective-lr", dest="effective_lr_every", type=_int_at_least(0),
                    nargs="?", const=50, default=defaults.effective_lr_every, metavar="N",
                    help="log each layer's effective learning rates (median, 5th/95th "

@@ -240,6 +240,9 @@ def test_one_store_kav_train_readme_snippets_and_kav_ui_agree(tmp_path, digits_d
         with urllib.request.urlopen(request, timeout=30) as r:
             runs = json.load(r)["runs"]
         assert [r["info"]["run_id"] for r in runs] == [run_id]
+        # It names the link that opens the experiment on its training runs (not GenAI traces).
+        assert (f"  kav-train: http://127.0.0.1:{port}/#/experiments/{ids[0]}/runs?"
+                "workflowType=machine_learning") in (work / "ui.log").read_text()
     # Nothing was written anywhere else (no second store: no ./mlflow.db, no ./mlartifacts).
     assert sorted(p.name for p in work.iterdir() if p.name != "ui.log") == [
         "mlruns", "model.keras"], sorted(p.name for p in work.iterdir())

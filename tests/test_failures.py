@@ -258,7 +258,7 @@ def test_unwritable_working_directory(capsys, world, tmp_path, monkeypatch):
 def _data_copy(world, tmp_path):
     target = tmp_path / "tfds"
     shutil.copytree(world["data"], target)
-    version_dir = target / "sklearn_digits" / "1.0.0"
+    version_dir = target / "digits" / "1.0.0"
     return target, version_dir
 
 
@@ -271,7 +271,7 @@ def test_unwritable_tfds_data_dir(capsys, world, tmp_path):
                                     "no_split_entry", "dataset_info_garbage"])
 def test_damaged_tfds_data(capsys, world, tmp_path, damage):
     root, version_dir = _data_copy(world, tmp_path)
-    train_file = version_dir / "sklearn_digits-train.tfrecord-00000-of-00001"
+    train_file = version_dir / "digits-train.tfrecord-00000-of-00001"
     info = version_dir / "dataset_info.json"
     if damage == "truncated":
         train_file.write_bytes(train_file.read_bytes()[:-500])
@@ -286,8 +286,8 @@ def test_damaged_tfds_data(capsys, world, tmp_path, damage):
         info.unlink()
         needles = ["dataset_info.json is missing"]
     elif damage == "no_split_file":
-        (version_dir / "sklearn_digits-test.tfrecord-00000-of-00001").unlink()
-        needles = ["'test'", "sklearn_digits-test.tfrecord-00000-of-00001"]
+        (version_dir / "digits-test.tfrecord-00000-of-00001").unlink()
+        needles = ["'test'", "digits-test.tfrecord-00000-of-00001"]
     elif damage == "no_split_entry":
         parsed = json.loads(info.read_text())
         parsed["splits"] = [s for s in parsed["splits"] if s["name"] != "test"]
@@ -314,7 +314,7 @@ def test_fresh_process_fails_in_one_line_within_10_s(world, tmp_path, case):
         (ckpt / "state.json").write_text(json.dumps({**state, "epoch": 99}))
     else:
         data_dir, version_dir = _data_copy(world, tmp_path)
-        f = version_dir / "sklearn_digits-train.tfrecord-00000-of-00001"
+        f = version_dir / "digits-train.tfrecord-00000-of-00001"
         f.write_bytes(f.read_bytes()[:-100])
     start = time.monotonic()
     proc = run_train(*_argv(world, ckpt, data_dir=data_dir), cwd=tmp_path, timeout=120)
