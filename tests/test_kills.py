@@ -63,6 +63,7 @@ def _assert_one_whole_run(uri):
     assert metric_steps(uri, run.info.run_id, train.STEP_KEY) == list(
         range(LOG_EVERY, STEPS + 1, LOG_EVERY))
     assert run.data.params["epochs"] == str(EPOCHS) and run.data.params["seed"] == str(SEED)
+    assert run.info.run_name == f"adam-seed{SEED}"  # the default name, not MLflow's random one
     return run
 
 

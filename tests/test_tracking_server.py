@@ -23,7 +23,11 @@ def test_train_logs_to_a_tracking_server_over_http(tmp_path, digits_data_dir):
                          "--data-dir", digits_data_dir, "--run-name", "http-run",
                          cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-3000:]
-        assert not (tmp_path / "mlruns").exists()  # nothing went to the local default store
+        # Nothing went to a local store: ./mlruns holds only the run's local side (checkpoints
+        # and spool, as for any tracking server), emptied once the run finished.
+        local = tmp_path / "mlruns"
+        assert not (local / "mlflow.db").exists() and not (local / "artifacts").exists()
+        assert [p for p in local.rglob("*") if p.is_file()] == []
 
         mlflow.set_tracking_uri(uri)
         runs = mlflow.search_runs(experiment_names=["over-http"], output_format="list")

@@ -200,6 +200,7 @@ def test_killed_run_resumes_same_run_and_same_weights(tmp_path, digits_data_dir)
     client = _client(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
     runs = mlflow.search_runs(experiment_names=["resume"], output_format="list")
     assert [r.info.run_id for r in runs] == [killed["run_id"]]
+    assert runs[0].info.run_name == "adam-seed3"  # the default name
     for key in train.EPOCH_KEYS:
         assert _steps(client, killed["run_id"], key) == list(range(12)), key
     assert _steps(client, killed["run_id"], "train_loss_step") == list(range(7, 12 * 23 + 1, 7))
