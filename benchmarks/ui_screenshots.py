@@ -10,19 +10,21 @@ with no flags but the port, and saves PNGs of what a browser shows, taken with h
   view (an empty traces overview), whatever the experiment's ``mlflow.experimentKind`` tag says;
 * ``experiment.png``: the same with ``?workflowType=machine_learning`` (the links ``kav ui``
   prints): the table of training runs;
-* ``runs.png``: the runs table (``runs-wide.png``: 3200 pixels wide, its params and metrics
-  columns); ``charts.png``: its chart view (one chart per metric, x = step =
+* ``runs.png``: the runs table (``runs-wide.png``: 3200 pixels wide, in case columns are off
+  screen); ``charts.png``: its chart view (one chart per metric, x = step =
   the epoch from 0);
 * ``run.png``: one run's overview (datasets, tags, metrics; params further down);
 * ``compare.png``: MLflow's Compare view of the two runs (parallel coordinates of params such as
   ``optimizer`` and ``optimizer_<key>`` against metrics).
 
-What they showed (MLflow 3.17.2, 1600x1000): the bare experiment URL opens the GenAI overview
-with a "Detect Issues" pop-up; with the query the "Runs" table lists both runs with their datasets
-and models (the params and metrics columns are to the right of the Models column, off screen at
-this width, beside the "MLflow Assistant" panel); the chart view plots ``accuracy``,
-``epoch_time``, ``examples_per_second``, ``learning_rate``, ``loss`` and ``train_loss_step`` per
-step for both runs.
+What they showed (MLflow 3.17.2): the bare experiment URL opens the GenAI overview (empty traces
+charts, a "Detect Issues" pop-up); with the query, the "Runs" table lists both runs by name
+(``amsgrad-lr0.05-seed0``, ``keras_adam-lr0.05-seed0``) with datasets, duration and model, but no
+param or metric column until one is added (the table's "+" / "Columns"; even at 3200 pixels wide);
+the chart view plots ``accuracy``, ``epoch_time``, ``examples_per_second``, ``learning_rate``,
+``loss``, ``train_loss_step``... for both runs at steps 0, 1, 2; a run's page lists its 8
+metrics; Compare draws parallel coordinates of ``optimizer``, ``optimizer_<key>`` params against
+metrics. An "MLflow Assistant" panel takes the right quarter of every page.
 
     python benchmarks/ui_screenshots.py --out /tmp/ui_shots [--data-dir DIR] [--work DIR]
 
@@ -55,7 +57,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
                   "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--hide-scrollbars",
                   "--virtual-time-budget=15000"]
-WIDE = {"runs-wide": "3200,1000"}  # the runs table's params and metrics columns
+WIDE = {"runs-wide": "3200,1000"}  # the whole runs table
 
 
 def _env() -> dict:
