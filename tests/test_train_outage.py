@@ -82,7 +82,10 @@ def test_server_down_for_20_s_after_epoch_2(tmp_path, digits_data_dir):
         state = json.loads((ckpt / "state.json").read_text())
         assert state["finished"] and state["epoch"] == EPOCHS
         run = _assert_finished_with_every_epoch(server.uri)
-        assert out.strip().splitlines()[-1] == f"run_id {run.info.run_id}"
+        assert out.strip().splitlines()[-2:] == [  # the run, then where its UI is
+            f"run_id {run.info.run_id}",
+            f"MLflow UI: open {server.uri} in a browser (the tracking server serves the "
+            "MLflow UI)"]
         assert "error:" not in err
     finally:
         server.kill()
