@@ -100,7 +100,8 @@ def setup_tracking(tracking_uri, experiment):
         return tracking.setup(tracking_uri, experiment)
     import mlflow
 
-    uri = tracking_uri or "sqlite:///" + os.path.join(os.getcwd(), "mlflow.db")  # = tracking.default_tracking_uri()
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///" + os.path.join(
+        os.getcwd(), "mlruns", "mlflow.db")  # = tracking.default_tracking_uri()
     if uri.startswith("sqlite:///"):
         os.makedirs(os.path.dirname(uri[len("sqlite:///"):]), exist_ok=True)
     mlflow.set_tracking_uri(uri)

@@ -86,14 +86,14 @@ def ui_hint(uri: str | None = None) -> str:
     """The exact shell command that opens the MLflow UI on the store ``uri`` (None: the default).
 
     ``kav ui`` when that is what ``kav ui`` run here would open (the current directory's
-    ``mlflow.db``, with ``MLFLOW_TRACKING_URI`` unset or equal to it), ``kav ui --tracking-uri
-    URI`` for another local store, and the server's address for a tracking server (its UI is
+    ``mlruns/mlflow.db``, with ``MLFLOW_TRACKING_URI`` unset or equal to it), ``kav ui
+    --tracking-uri URI`` for another local store, and the server's address for a tracking server (its UI is
     already running there).
     """
     uri = uri or _default_tracking_uri()
     if uri.startswith(("http://", "https://")):
         return f"open {uri} in a browser (the tracking server serves the MLflow UI)"
-    here = "sqlite:///" + os.path.join(os.path.abspath(os.getcwd()), "mlflow.db")
+    here = "sqlite:///" + os.path.join(os.path.abspath(os.getcwd()), "mlruns", "mlflow.db")
     if uri == here and os.environ.get("MLFLOW_TRACKING_URI", uri) == uri:
         return f"{PROG} ui    (from {os.getcwd()})"
     return f"{PROG} ui --tracking-uri {shlex.quote(uri)}"
@@ -105,7 +105,9 @@ def print_ui_hint(uri: str | None = None, file=None) -> None:
     Entry modules call it at the end of ``main``; ``kav`` calls it too after logging commands,
     and the once-only rule keeps it to one line.
     """
-    uri = uri or _default_tracking_uri()
+    from importlib import import_module
+
+    uri = import_module(f"{PACKAGE}.tracking").resolve_uri(uri)  # None: the default store
     if uri in _hinted:
         return
     _hinted.add(uri)
@@ -118,13 +120,43 @@ def ui_command(uri: str, host: str = "127.0.0.1", port: int = DEFAULT_UI_PORT) -
             "--host", host, "--port", str(port)]
 
 
+# MLflow 3.17's UI shows every experiment in its GenAI view (traces) unless the page's URL says
+# workflowType=machine_learning or the user flips the sidebar's "GenAI | Model training" switch (the
+# experiment's mlflow.experimentKind tag is not consulted while that switch exists): seen in
+# screenshots (benchmarks/ui_screenshots.py) and in the UI's code (the "mlflow.workflowType" state).
+TRAINING_VIEW = "workflowType=machine_learning"
+
+
+def experiment_links(uri: str, base_url: str) -> list[tuple[str, str]]:
+    """``[(experiment name, URL of its training-runs table)]`` for each active experiment of the
+    local SQLite store ``uri`` that has runs, by name; [] for other stores or an unreadable file.
+    Read with :mod:`sqlite3` (read-only), so ``kav ui`` prints them without importing MLflow."""
+    import sqlite3
+
+    if not uri.startswith("sqlite:///"):
+        return []
+    db = os.path.abspath(uri[len("sqlite:///"):])
+    if not os.path.isfile(db):
+        return []
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as c:
+            rows = c.execute(
+                "SELECT e.experiment_id, e.name FROM experiments e WHERE e.lifecycle_stage = "
+                "'active' AND EXISTS (SELECT 1 FROM runs r WHERE r.experiment_id = "
+                "e.experiment_id AND r.lifecycle_stage = 'active') ORDER BY e.name").fetchall()
+    except sqlite3.Error:
+        return []
+    return [(name, f"{base_url}/#/experiments/{eid}/runs?{TRAINING_VIEW}") for eid, name in rows]
+
+
 def ui_main(argv: list[str]) -> int:
     """``kav ui``: run ``mlflow ui`` on the project's store until Ctrl-C."""
     p = argparse.ArgumentParser(
         prog=f"{PROG} ui",
         description="Open the MLflow UI on the store every kav command logs to: --tracking-uri, "
-                    "else $MLFLOW_TRACKING_URI, else sqlite:///<current directory>/mlflow.db "
-                    "(MLflow's own default, so a plain `mlflow ui` here shows the same runs).")
+                    "else $MLFLOW_TRACKING_URI, else "
+                    "sqlite:///<current directory>/mlruns/mlflow.db (artifacts in "
+                    "mlruns/artifacts/).")
     p.add_argument("--tracking-uri", default=None, help="the store (default: as above)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only)")
@@ -146,7 +178,15 @@ def ui_main(argv: list[str]) -> int:
     if uri.startswith("sqlite:///") and not os.path.exists(uri[len("sqlite:///"):]):
         print(f"note: no runs at {uri} yet (run a kav command in this directory first, or pass "
               "--tracking-uri / set MLFLOW_TRACKING_URI)", flush=True)
-    print(f"MLflow UI on {uri}: http://{args.host}:{args.port}  (Ctrl-C stops it)", flush=True)
+    base = f"http://{args.host}:{args.port}"
+    print(f"MLflow UI on {uri}: {base}/#/experiments?{TRAINING_VIEW}  (Ctrl-C stops it)")
+    links = experiment_links(uri, base)
+    if links:
+        print("training runs of each experiment (MLflow opens experiments in its GenAI view "
+              "otherwise; the sidebar's 'Model training' switch does the same):")
+        for name, url in links:
+            print(f"  {name}: {url}")
+    sys.stdout.flush()
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
     try:
         return subprocess.call(command, env=env)
@@ -245,7 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="keras-adam-variants experiments: train, compare and sweep the optimizers on "
                     "TFDS datasets, logged to MLflow. `kav SUBCOMMAND --help` for each.",
         epilog="Runs go to --tracking-uri, else $MLFLOW_TRACKING_URI, else "
-               "sqlite:///<current directory>/mlflow.db; `kav ui` opens the MLflow UI there.")
+               "sqlite:///<current directory>/mlruns/mlflow.db; `kav ui` opens the MLflow UI "
+               "there.")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="show library logs (TensorFlow, TFDS, MLflow)")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from experiments.errors import UserError
 
 MAX_SEED = 2**32 - 1  # NumPy's and keras.utils.set_random_seed's limit
-EPOCH_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "epoch_time",
-              "examples_per_second")  # metrics logged once per epoch (step = epoch, 1-based)
-STEP_KEY = "train_loss_step"  # metric logged every log_every steps (step = global step)
+# Metrics logged once per epoch, at step = epoch counting from 0 (mlflow.keras.autolog's names and
+# step; "learning_rate" is kav.callbacks.LEARNING_RATE_METRIC, "epoch_time" EPOCH_TIME_METRIC).
+EPOCH_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_time",
+              "examples_per_second")
+STEP_KEY = "train_loss_step"  # logged every log_every steps (step = global step, 1 = first batch)
 
 
 class ConfigError(UserError, ValueError):
@@ -55,8 +57,8 @@ class TrainConfig:
 @dataclass
 class TrainResult:
     """``history`` holds one value per epoch for each of ``loss``, ``accuracy``, ``val_loss``,
-    ``val_accuracy``, ``lr``, ``epoch_time`` (and ``examples_per_second``), over the whole run
-    (resumed runs included). ``delivered`` is False when the tracking server was unreachable at
+    ``val_accuracy``, ``learning_rate``, ``epoch_time`` (and ``examples_per_second``), over the
+    whole run (resumed runs included); ``history[key][e]`` is the metric at MLflow step ``e``. ``delivered`` is False when the tracking server was unreachable at
     the end: what the run logged is kept in ``spool_dir`` (``pending`` operations) for a rerun
     or ``python -m experiments.sync``."""
 

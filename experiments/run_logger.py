@@ -1,10 +1,13 @@
 """The Keras callback that feeds one MLflow run (through a tracking ``RunWriter``) and writes
 the run's checkpoint at every epoch end.
 
-Metrics per epoch (step = epoch number, 1-based): ``loss``, ``accuracy``, ``val_loss``,
-``val_accuracy``, ``lr``, ``epoch_time`` (seconds, training + validation, before the checkpoint is
+Metrics per epoch, named and stepped as ``mlflow.keras.autolog`` (and
+:class:`keras_adam_variants.callbacks.MlflowLogger`) does, step = the epoch counting from 0:
+``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``, ``learning_rate`` (the optimizer's rate at
+the epoch's end), ``epoch_time`` (seconds, training + validation, before the checkpoint is
 written), ``examples_per_second`` (training only); every ``log_every`` steps (step = global step,
-1-based): ``train_loss_step``, the mean training loss over the steps since the previous point.
+1 = after the first batch): ``train_loss_step``, the mean training loss over the steps since the
+previous point.
 The writer never blocks training: while the tracking server is unreachable the values wait in its
 spool, the progress line says so, and checkpoints go on being written.
 """
@@ -18,6 +21,7 @@ import keras
 
 from experiments import faults
 from experiments.config import EPOCH_KEYS, STEP_KEY  # noqa: F401 (re-exported)
+from keras_adam_variants.callbacks import EPOCH_TIME_METRIC, LEARNING_RATE_METRIC
 
 log = logging.getLogger("experiments.train")
 
@@ -86,16 +90,17 @@ class RunLogger(keras.callbacks.Callback):
         logs = logs or {}
         elapsed = time.perf_counter() - self.t0
         train_time = self.train_time or elapsed
-        number = epoch + 1
+        number = epoch + 1  # epochs done
         values = {key: float(logs[key]) for key in ("loss", "accuracy", "val_loss", "val_accuracy")
                   if key in logs}
-        values["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        values["epoch_time"] = elapsed
+        values[LEARNING_RATE_METRIC] = float(
+            keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        values[EPOCH_TIME_METRIC] = elapsed
         values["examples_per_second"] = self.data.num_train / train_time
         history = self.state["history"]
         for key, value in values.items():
             history.setdefault(key, []).append(value)
-            self._add(key, value, number)
+            self._add(key, value, epoch)  # autolog's step: the epoch from 0
         self.flush()
         line = "  ".join(f"{k} {v:.4g}" for k, v in values.items())
         if not getattr(self.writer, "reachable", True):

@@ -15,17 +15,24 @@ What one run logs (to the store chosen by :mod:`experiments.tracking`), all thro
 non-blocking tracking writer (an unreachable server costs the run nothing: what it logs waits in a
 durable spool and is delivered, in order, once):
 
-* params: ``optimizer`` (the name asked for), ``optimizer.class`` and every key of the
-  optimizer's ``get_config()`` as ``optimizer.<key>``; ``workload``, ``dataset`` (+ version and
-  split sizes), ``batch_size``, ``epochs``, ``seed``, ``jit``, ``device``, ``strategy``,
-  ``log_every``, ``model.params``;
-* metrics (:mod:`experiments.run_logger`): per epoch ``loss``, ``accuracy``, ``val_loss``,
-  ``val_accuracy``, ``lr``, ``epoch_time``, ``examples_per_second``; every ``log_every`` steps
-  ``train_loss_step``;
+Names are ``mlflow.keras.autolog``'s (and :class:`keras_adam_variants.callbacks.MlflowLogger`'s),
+so a user's autologged fits and these runs line up in one MLflow Compare view:
+
+* params: every key of the optimizer's ``get_config()`` as ``optimizer_<key>``
+  (``optimizer_learning_rate``, ``optimizer_beta_2``, ...), ``optimizer_name`` = the
+  package-qualified class (``keras_adam_variants.AMSGrad``; Keras' own Adam is
+  ``keras.optimizers.Adam``), ``optimizer`` (the name asked for, e.g. ``amsgrad``); ``workload``,
+  ``dataset`` (+ version and split sizes), ``batch_size``, ``epochs``, ``seed``, ``jit``,
+  ``device``, ``strategy``, ``log_every``, ``model.params``;
+* metrics (:mod:`experiments.run_logger`), per epoch at step = epoch counting from 0 (autolog's
+  step): ``loss``, ``accuracy``, ``val_loss``, ``val_accuracy``, ``learning_rate`` (the rate in
+  use at the epoch's end), ``epoch_time``, ``examples_per_second``; every ``log_every`` steps,
+  at the global step (1 = after the first batch): ``train_loss_step``;
 * tags: package, Keras, TensorFlow, MLflow versions, git commit, device, ``kav.run_key``, model URI;
-* the dataset as a run input; artifacts ``config.json`` (the resolved configuration) and
-  ``learning_curve.png``; the trained model (:func:`log_model`; reload it with
-  ``mlflow.keras.load_model(uri, custom_objects=kav.custom_objects())``).
+* the dataset as a run input; artifacts ``config.json`` (the resolved configuration),
+  ``model_summary.txt`` and ``learning_curve.png``; the trained model (:func:`log_model`, with
+  :mod:`keras_adam_variants.mlflow_models`: ``mlflow.pyfunc.load_model(uri)`` and ``mlflow models
+  serve`` work in a fresh process).
 
 Kills and crashes lose nothing. Every run keeps a checkpoint directory (``--checkpoint-dir``, else
 ``<store dir>/checkpoints/<experiment>/<hash of the settings>``, see
@@ -48,12 +55,10 @@ from __future__ import annotations
 
 import argparse
 import ast
-import contextlib
 import dataclasses
 import logging
 import os
 import sys
-import warnings
 
 from experiments import checkpoints as ckpt
 from experiments import faults
@@ -108,16 +113,6 @@ def build_optimizer(name: str, learning_rate: float | None, opt: dict):
     return optimizer_class(name)(**kwargs)
 
 
-def optimizer_params(name: str, optimizer) -> dict[str, str]:
-    """MLflow params describing ``optimizer``: its name, class and full ``get_config()``."""
-    import keras
-
-    params = {"optimizer": name, "optimizer.class": keras.saving.get_registered_name(type(optimizer))}
-    for key, value in optimizer.get_config().items():
-        params[f"optimizer.{key}"] = value
-    return params
-
-
 def _validate(config: TrainConfig):
     """Check the names and the device (imports Keras); return (workload, devices)."""
     import keras
@@ -140,7 +135,8 @@ def _validate(config: TrainConfig):
 # ---- artifacts -----------------------------------------------------------------------------------
 
 def learning_curve(history: dict, title: str):
-    """A matplotlib Figure: loss and accuracy per epoch, train and validation."""
+    """A matplotlib Figure: loss and accuracy per epoch (x = the epoch from 0, the step of the
+    run's metrics), train and validation."""
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
@@ -149,8 +145,8 @@ def learning_curve(history: dict, title: str):
     for ax, key in ((ax_loss, "loss"), (ax_acc, "accuracy")):
         for prefix, label in (("", "train"), ("val_", "validation")):
             values = history.get(prefix + key, [])
-            ax.plot(range(1, len(values) + 1), values, marker="o", label=label)
-        ax.set_xlabel("epoch")
+            ax.plot(range(len(values)), values, marker="o", label=label)
+        ax.set_xlabel("epoch (from 0, the MLflow step)")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)
@@ -160,33 +156,31 @@ def learning_curve(history: dict, title: str):
     return fig
 
 
-def pip_requirements() -> list[str]:
-    """Pinned requirements of a logged model (given explicitly: MLflow's inference cannot import
-    the package's optimizers and wastes seconds)."""
-    from importlib import metadata
-
-    reqs = []
-    for dist in ("keras-adam-variants", "keras", "tensorflow", "tensorflow-cpu", "numpy", "mlflow"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            reqs.append(f"{dist}=={metadata.version(dist)}")
-    return reqs
-
-
 def log_model(model, data, run_id: str) -> str:
-    """Log ``model`` as the MLflow Keras flavor in run ``run_id`` (signature from 32 test inputs,
-    explicit pip requirements); return its model URI. Needs the tracking store reachable."""
-    import mlflow
+    """Log ``model`` to run ``run_id`` of the current tracking URI with
+    :func:`keras_adam_variants.mlflow_models.log_model` (a Keras model that loads with
+    ``mlflow.pyfunc.load_model`` and serves with ``mlflow models serve --env-manager local`` in a
+    fresh process; its requirements list ``keras-adam-variants``), signature inferred from 32
+    test inputs; return its model URI (``models:/<model id>``).
+
+    Starts and ends no MLflow run: the run stays RUNNING (it ends when everything it logged is
+    stored). Needs the tracking store reachable.
+    """
     from mlflow.models import infer_signature
+
+    from keras_adam_variants import mlflow_models
 
     sample = data.sample(32)
     signature = infer_signature(sample, model.predict(sample, verbose=0))
-    mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None)
-    try:
-        info = mlflow.keras.log_model(model, name="model", signature=signature,
-                                      pip_requirements=pip_requirements())
-    finally:
-        mlflow.end_run(status="RUNNING")  # the run ends when everything it logged is stored
+    info = mlflow_models.log_model(model, name="model", signature=signature, run_id=run_id)
     return info.model_uri
+
+
+def _model_summary(model) -> str:
+    """``model.summary()`` as text (the ``model_summary.txt`` artifact autolog logs)."""
+    lines = []
+    model.summary(print_fn=lambda line, *args, **kwargs: lines.append(line))
+    return "\n".join(lines)
 
 
 def _model_logged_before(client, run_id: str) -> str | None:
@@ -203,30 +197,17 @@ def _model_logged_before(client, run_id: str) -> str | None:
 
 
 def _log_dataset(client, run_id: str, data) -> None:
-    """The train and test splits as the run's inputs (``mlflow.data``), contexts training and
-    evaluation. Logged again after a kill: MLflow keeps one input per dataset digest."""
-    import mlflow
-    import tensorflow as tf
+    """The train and test splits as the run's inputs (:func:`experiments.datasets.mlflow_dataset`:
+    per-example schema, e.g. ``[-1, 8, 8, 1]`` for digits), contexts training and evaluation.
+    Logged again after a kill: MLflow keeps one input per dataset digest."""
     from mlflow.entities import DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-    def features(x, y):
-        return x
+    from experiments import datasets
 
-    def targets(x, y):
-        return tf.reshape(y, [1])  # MLflow infers schemas from arrays, not NumPy scalars
-
-    inputs = []
-    for split, context in (("train", "training"), ("test", "evaluation")):
-        raw = data.builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
-        with warnings.catch_warnings():  # "can be interpreted in multiple ways": both local
-            warnings.simplefilter("ignore", UserWarning)
-            dataset = mlflow.data.from_tensorflow(
-                features=raw.map(features), targets=raw.map(targets),
-                source=data.data_dir, name=f"{data.name}-{split}",
-                digest=f"{data.digest()}{split[:2]}")
-        inputs.append(DatasetInput(dataset._to_mlflow_entity(),
-                                   tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)]))
+    inputs = [DatasetInput(datasets.mlflow_dataset(data, split)._to_mlflow_entity(),
+                           tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
+              for split, context in (("train", "training"), ("test", "evaluation"))]
     client.log_inputs(run_id, datasets=inputs)
 
 
@@ -342,6 +323,15 @@ def run(config: TrainConfig, parent_run_id: str | None = None, callbacks=()) -> 
     return result
 
 
+def default_run_name(config: TrainConfig) -> str:
+    """``<optimizer>[-lr<rate>]-seed<seed>`` (compare's children are named ``<arm>-seed<seed>``).
+
+    Not MLflow's random name: that comes from Python's ``random``, which the seed fixes, so every
+    run of one seed would get the same one."""
+    lr = f"-lr{config.learning_rate:g}" if config.learning_rate is not None else ""
+    return f"{config.optimizer}{lr}-seed{config.seed}"
+
+
 def _check_data(config: TrainConfig):
     """The workload's dataset name and its prepared TFDS directory (None: to be prepared), after
     the checks that need no TensorFlow (names, files, sizes)."""
@@ -376,6 +366,7 @@ def _run(config, parent_run_id, callbacks, uri, ident, checkpoints, state, expli
     import tensorflow as tf
 
     from experiments import devices as devices_mod
+    from keras_adam_variants import callbacks as kav_callbacks
     from experiments.run_logger import RunLogger
 
     experiment_id = tracking.setup(uri, config.experiment)
@@ -420,14 +411,15 @@ def _run(config, parent_run_id, callbacks, uri, ident, checkpoints, state, expli
             optimizer.build(model.trainable_variables)
             model.load_weights(checkpoints.model_path(state["model"]))
             log.info("resumed from %s (epoch %d)", state["model"], state["epoch"])
-    resolved["optimizer"] = {"class": keras.saving.get_registered_name(type(optimizer)),
+    resolved["optimizer"] = {"class": kav_callbacks.qualified_name(optimizer),
                              "config": jsonable(optimizer.get_config())}
     device_text = devices_mod.describe(config, devices)
 
     if state is None:
         key = key or checkpoints.new_run_key(ident)  # on disk before the run exists
         tags = {**tracking.version_tags(), "device": device_text, "workload": workload.name}
-        run_id, created = tracking.create_run(uri, experiment_id, key, run_name=config.run_name,
+        run_id, created = tracking.create_run(uri, experiment_id, key,
+                                              run_name=config.run_name or default_run_name(config),
                                               parent_run_id=parent_run_id, tags=tags)
         if not created:
             log.info("found run %s of run key %s (created before a kill)", run_id, key)
@@ -446,10 +438,14 @@ def _run(config, parent_run_id, callbacks, uri, ident, checkpoints, state, expli
             if writer.flush(RESUME_FLUSH_TIMEOUT):
                 logged = _previously_logged(client, run_id)
             else:
-                logged = {**{k: state["epoch"] for k in EPOCH_KEYS}, STEP_KEY: state["global_step"]}
+                # epoch metrics of epochs 0 .. state["epoch"] - 1 (step = epoch from 0)
+                logged = {**{k: state["epoch"] - 1 for k in EPOCH_KEYS},
+                          STEP_KEY: state["global_step"]}
         if not state.get("setup_logged"):
-            params = {**optimizer_params(config.optimizer, optimizer),
-                      "learning_rate": config.learning_rate, "workload": workload.name,
+            # mlflow.keras.autolog's names (kav.callbacks.MlflowLogger's): optimizer_<key>,
+            # optimizer_name = the package-qualified class; "optimizer" is the name asked for.
+            params = {"optimizer": config.optimizer,
+                      **kav_callbacks.optimizer_params(optimizer), "workload": workload.name,
                       "dataset": data.name, "dataset.version": data.version,
                       "dataset.num_train": data.num_train, "dataset.num_test": data.num_test,
                       "batch_size": config.batch_size, "epochs": config.epochs,
@@ -459,6 +455,7 @@ def _run(config, parent_run_id, callbacks, uri, ident, checkpoints, state, expli
                       "model.params": model.count_params()}
             writer.log_params(params)
             writer.log_dict(jsonable(resolved), "config.json")  # schedules: by repr
+            writer.log_text(_model_summary(model), "model_summary.txt")  # as autolog
             _log_dataset(client, run_id, data)
             state["setup_logged"] = True
             checkpoints.write(state)
@@ -558,16 +555,23 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _prog() -> str:
+    """``python -m experiments.train`` when run so, else ``kav train`` (the console script)."""
+    if os.path.basename(sys.argv[0] if sys.argv else "") == "train.py":
+        return "python -m experiments.train"
+    return "kav train"
+
+
 def make_parser() -> argparse.ArgumentParser:
     from experiments.config import MAX_SEED
 
     defaults = TrainConfig()
     p = ArgumentParser(
-        prog="python -m experiments.train",
+        prog=_prog(),
         description="Train one workload with one optimizer and log the run to MLflow.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="""\
-Workloads and optimizers: python -m experiments.train --list
+Workloads and optimizers: kav train --list (or python -m experiments.train --list)
 
 Kills and restarts: every run keeps a checkpoint directory (--checkpoint-dir, else
 <store dir>/checkpoints/<experiment>/<hash of the settings>, where <store dir> is the SQLite
@@ -581,7 +585,7 @@ Tracking outages: nothing waits on the tracking server. While it is unreachable,
 lines say so and what the run logs is kept in a spool on disk, delivered in order when it
 answers again. If it is still unreachable --finish-timeout seconds after training, the command
 says how much is spooled and where, and exits 3; rerun the same command (or
-python -m experiments.sync) to deliver it.
+kav sync) to deliver it.
 
 Exit status: 0 done; 2 a configuration, checkpoint, data or tracking-store problem, reported as
 one 'error:' line before any run is created (--debug shows the traceback); 3 trained, but the
@@ -625,7 +629,8 @@ tracking server is still unreachable and the spool waits for delivery; 1 a bug."
     p.add_argument("--log-every", type=_int_at_least(0), default=defaults.log_every, metavar="N",
                    help="log the training loss every N steps (0: never; default "
                         f"{defaults.log_every})")
-    p.add_argument("--run-name", default=None, help="MLflow run name (default: MLflow's)")
+    p.add_argument("--run-name", default=None,
+                   help="MLflow run name (default: <optimizer>[-lr<rate>]-seed<seed>)")
     p.add_argument("--log-effective-lr", dest="effective_lr_every", type=_int_at_least(0),
                    nargs="?", const=50, default=defaults.effective_lr_every, metavar="N",
                    help="log each layer's effective learning rates (median, 5th/95th "
@@ -673,6 +678,10 @@ def main(argv=None) -> int:
               "them")
         return EXIT_SPOOLED
     print(f"run_id {result.run_id}")
+    from experiments import cli
+    from experiments.tracking import resolve_uri
+
+    cli.print_ui_hint(resolve_uri(args.tracking_uri))
     return 0
 
 

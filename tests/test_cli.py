@@ -62,9 +62,7 @@ def test_kav_version():
 
 
 ENTRY_MODULES = ["compare", "sweep", "kingma_ba", "reddi_synthetic", "server", "datasets_cli",
-                 pytest.param("train", marks=pytest.mark.xfail(
-                     strict=True, reason="train.py imports keras at module level; t8b's rewrite "
-                                         "parses first -- remove this mark when it lands"))]
+                 "train"]
 
 
 @pytest.mark.parametrize("module", ENTRY_MODULES)
@@ -77,7 +75,7 @@ def test_entry_modules_parse_arguments_without_heavy_imports(module):
 
 
 @pytest.mark.parametrize("argv", [["server", "--help"], ["datasets", "--help"], ["ui", "--help"],
-                                  ["reproduce", "--help"]])
+                                  ["reproduce", "--help"], ["train", "--help"]])
 def test_subcommand_help_is_fast(argv):
     start = time.monotonic()
     proc = kav(*argv)
@@ -151,7 +149,7 @@ def test_ui_hint_and_ui_command_use_the_default_store(monkeypatch, tmp_path):
     from experiments import tracking
 
     default = tracking.default_tracking_uri()
-    assert default == f"sqlite:///{tmp_path}/mlflow.db"  # MLflow's own ./mlflow.db, absolute
+    assert default == f"sqlite:///{tmp_path}/mlruns/mlflow.db"  # ./mlruns/mlflow.db, absolute
     assert cli.ui_hint() == f"kav ui    (from {tmp_path})"
     assert cli.ui_hint("http://team:5000") == (
         "open http://team:5000 in a browser (the tracking server serves the MLflow UI)")
@@ -159,7 +157,8 @@ def test_ui_hint_and_ui_command_use_the_default_store(monkeypatch, tmp_path):
     assert cli.ui_hint() == "kav ui --tracking-uri sqlite:////srv/runs/mlflow.db"
     proc = kav("ui", "--print-command", "--port", "5123", cwd=tmp_path)
     assert proc.returncode == 0
-    assert (f"ui --backend-store-uri sqlite:///{tmp_path}/mlflow.db --host 127.0.0.1 --port 5123"
+    assert (f"ui --backend-store-uri sqlite:///{tmp_path}/mlruns/mlflow.db --host 127.0.0.1 "
+            "--port 5123"
             in proc.stdout), proc.stdout
 
 
@@ -204,16 +203,26 @@ def test_one_store_kav_train_readme_snippets_and_kav_ui_agree(tmp_path, digits_d
     assert proc.stdout.strip().splitlines()[-1] == f"MLflow UI: kav ui    (from {work})"
     assert "oneDNN" not in proc.stderr and "InitializeLog" not in proc.stderr, proc.stderr
     run_id = re.search(r"run_id (\w+)", proc.stdout).group(1)
-    assert (work / "mlflow.db").exists() and (work / "mlartifacts" / "kav-train").is_dir()
+    assert sorted(p.name for p in work.iterdir()) == ["mlruns"]
+    store = work / "mlruns"
+    assert (store / "mlflow.db").exists() and (store / "artifacts" / "kav-train").is_dir()
+    assert not (store / "checkpoints" / "kav-train").exists() or not any(
+        (store / "checkpoints" / "kav-train").iterdir())  # a finished run's checkpoint is removed
 
+    # The README's Python blocks, in order, as one session (a block may use what an earlier one
+    # defined, as a reader would): the reload snippet finds the run kav train logged.
     blocks = python_blocks(os.path.join(REPO, "README.md"))
-    assert any("mlflow.keras.load_model" in b for b in blocks)
-    for i, block in enumerate(blocks):
-        out = subprocess.run([PYTHON, "-c", block], cwd=work, env=env(), capture_output=True,
-                             text=True, timeout=300)
-        assert out.returncode == 0, f"README python block {i}:\n{block}\n{out.stderr[-3000:]}"
-        if "mlflow.keras.load_model" in block:
-            assert out.stdout.split()[:2] == [run_id, "AMSGrad"], out.stdout
+    reload_block = next(i for i, b in enumerate(blocks) if "mlflow.keras.load_model" in b
+                        and "search_runs" in b)
+    session = ("import sys\nnamespace = {'__name__': '__main__'}\n"
+               "for i, source in enumerate(sys.argv[1:]):\n"
+               "    print(f'== README block {i}', flush=True)\n"
+               "    exec(compile(source, f'<README python block {i}>', 'exec'), namespace)\n")
+    out = subprocess.run([PYTHON, "-c", session, *blocks], cwd=work, env=env(),
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, f"{out.stdout[-2000:]}\n{out.stderr[-3000:]}"
+    printed = out.stdout.split(f"== README block {reload_block}\n", 1)[1].split()
+    assert printed[:2] == [run_id, "AMSGrad"], out.stdout
 
     port = free_port()
     with running([PYTHON, "-m", "experiments.cli", "ui", "--port", str(port)], work, port):
@@ -231,9 +240,12 @@ def test_one_store_kav_train_readme_snippets_and_kav_ui_agree(tmp_path, digits_d
         with urllib.request.urlopen(request, timeout=30) as r:
             runs = json.load(r)["runs"]
         assert [r["info"]["run_id"] for r in runs] == [run_id]
-    # Nothing was written anywhere else (no second store, no stray ./mlruns).
+        # It names the link that opens the experiment on its training runs (not GenAI traces).
+        assert (f"  kav-train: http://127.0.0.1:{port}/#/experiments/{ids[0]}/runs?"
+                "workflowType=machine_learning") in (work / "ui.log").read_text()
+    # Nothing was written anywhere else (no second store: no ./mlflow.db, no ./mlartifacts).
     assert sorted(p.name for p in work.iterdir() if p.name != "ui.log") == [
-        "mlartifacts", "mlflow.db", "model.keras"]
+        "mlruns", "model.keras"], sorted(p.name for p in work.iterdir())
 
 
 # ---- built-in configs by name ----------------------------------------------------------------

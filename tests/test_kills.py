@@ -59,10 +59,11 @@ def _assert_one_whole_run(uri):
     run = runs[0]
     assert run.info.status == "FINISHED"
     for key in train.EPOCH_KEYS:
-        assert metric_steps(uri, run.info.run_id, key) == list(range(1, EPOCHS + 1)), key
+        assert metric_steps(uri, run.info.run_id, key) == list(range(EPOCHS)), key  # from 0
     assert metric_steps(uri, run.info.run_id, train.STEP_KEY) == list(
         range(LOG_EVERY, STEPS + 1, LOG_EVERY))
     assert run.data.params["epochs"] == str(EPOCHS) and run.data.params["seed"] == str(SEED)
+    assert run.info.run_name == f"adam-seed{SEED}"  # the default name, not MLflow's random one
     return run
 
 
@@ -100,7 +101,9 @@ def test_kills_at_five_moments_then_same_command(tmp_path, digits_data_dir, unin
     again = run_train(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     run = _assert_one_whole_run(uri)
-    assert run.info.run_id == run_id and again.stdout.strip().splitlines()[-1] == f"run_id {run_id}"
+    assert run.info.run_id == run_id
+    assert again.stdout.strip().splitlines()[-2:] == [  # the run, then how to see it
+        f"run_id {run_id}", f"MLflow UI: kav ui --tracking-uri {uri}"], again.stdout
     state = json.loads((ckpt / "state.json").read_text())
     assert state["finished"] and state["run_id"] == run_id
     assert state["history"]["loss"] == uninterrupted["loss"]

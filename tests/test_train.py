@@ -54,31 +54,39 @@ def test_run_logs_to_default_sqlite_store_and_model_reloads(tmp_path, monkeypatc
     capture = Capture()
     result = train.run(config, callbacks=[capture])
 
-    db = tmp_path / "mlflow.db"  # the default store: MLflow's own ./mlflow.db, made absolute
+    db = tmp_path / "mlruns" / "mlflow.db"  # the default store: ./mlruns/mlflow.db, made absolute
     assert db.exists()
     uri = f"sqlite:///{db}"
     client = _client(uri)
     [found] = mlflow.search_runs(experiment_names=["kav-train"], output_format="list")
     assert found.info.run_id == result.run_id and found.info.status == "FINISHED"
-    assert found.info.artifact_uri.startswith(str(tmp_path / "mlartifacts" / "kav-train"))
+    assert found.info.artifact_uri.removeprefix("file://").startswith(
+        str(tmp_path / "mlruns" / "artifacts" / "kav-train"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlruns"]  # nothing anywhere else
 
     params = found.data.params
     optimizer = capture.trained.optimizer
     assert isinstance(optimizer, kav.AMSGrad)
     assert params["optimizer"] == "amsgrad"
-    assert params["optimizer.class"] == "keras_adam_variants>AMSGrad"
+    # mlflow.keras.autolog's names (kav.callbacks.MlflowLogger's), the class with its package
+    assert params["optimizer_name"] == "keras_adam_variants.AMSGrad"
     for key, value in optimizer.get_config().items():
-        assert params[f"optimizer.{key}"] == str(value), key
-    assert params["optimizer.beta_2"] == "0.99" and params["optimizer.learning_rate"] == "0.003"
+        if key != "name":
+            assert params[f"optimizer_{key}"] == str(value), key
+    assert params["optimizer_beta_2"] == "0.99" and params["optimizer_learning_rate"] == "0.003"
+    assert not any(k.startswith("optimizer.") for k in params) and "learning_rate" not in params
     assert {k: params[k] for k in ("workload", "dataset", "batch_size", "epochs", "seed", "jit",
                                    "device", "strategy")} == {
         "workload": "digits_mlp", "dataset": "digits", "batch_size": "64", "epochs": "2",
         "seed": "0", "jit": "True", "device": "cpu", "strategy": "none"}
 
-    for key in train.EPOCH_KEYS:
-        assert _steps(client, result.run_id, key) == [1, 2], key
-    assert set(result.history) >= {"loss", "accuracy", "val_loss", "val_accuracy", "lr",
-                                   "epoch_time"}
+    for key in train.EPOCH_KEYS:  # autolog's step: the epoch from 0
+        assert _steps(client, result.run_id, key) == [0, 1], key
+    assert "lr" not in client.get_run(result.run_id).data.metrics
+    assert set(result.history) >= {"loss", "accuracy", "val_loss", "val_accuracy",
+                                   "learning_rate", "epoch_time"}
+    assert [m.value for m in client.get_metric_history(result.run_id, "learning_rate")] == \
+        pytest.approx([3e-3, 3e-3])
     assert result.epoch_times == result.history["epoch_time"] and len(result.epoch_times) == 2
     assert result.history["val_accuracy"][-1] > 0.5
     assert _steps(client, result.run_id, "train_loss_step") == list(range(5, 2 * 23 + 1, 5))
@@ -88,29 +96,35 @@ def test_run_logs_to_default_sqlite_store_and_model_reloads(tmp_path, monkeypatc
                 "git.commit"):
         assert tags.get(key), key
     artifacts = {a.path for a in client.list_artifacts(result.run_id)}
-    assert {"config.json", "learning_curve.png"} <= artifacts
+    assert {"config.json", "learning_curve.png", "model_summary.txt"} <= artifacts
     resolved = json.loads(open(client.download_artifacts(result.run_id, "config.json",
                                                          str(tmp_path))).read())
     assert resolved["optimizer"]["config"]["beta_2"] == 0.99
     assert {i.dataset.name for i in found.inputs.dataset_inputs} == {"digits-train", "digits-test"}
+    for i in found.inputs.dataset_inputs:  # per example: 8x8x1 images, with a batch axis
+        assert "[-1, 8, 8, 1]" in i.dataset.schema, i.dataset.schema
 
-    # The logged model reloads in a fresh process, with custom objects, and predicts the same.
+    # The logged model loads with pyfunc in a fresh process that imports nothing of the package
+    # itself, predicts the same, lists the package in its requirements, and reloads in Keras.
     from experiments import datasets
 
     x = datasets.load("digits", data_dir=digits_data_dir).sample(16)
     np.save(tmp_path / "x.npy", x)
     script = textwrap.dedent(f"""
-        import mlflow, numpy as np, keras_adam_variants as kav
+        import sys, mlflow, numpy as np
         mlflow.set_tracking_uri({uri!r})
-        model = mlflow.keras.load_model({tags['model_uri']!r}, custom_objects=kav.custom_objects())
+        uri = {tags['model_uri']!r}
+        pyfunc = mlflow.pyfunc.load_model(uri)
+        np.save({str(tmp_path / 'y.npy')!r}, pyfunc.predict(np.load({str(tmp_path / 'x.npy')!r})))
+        print("REQUIREMENTS", open(mlflow.pyfunc.get_model_dependencies(uri)).read().split())
+        model = mlflow.keras.load_model(uri)
         print("OPTIMIZER", type(model.optimizer).__name__)
-        np.save({str(tmp_path / 'y.npy')!r}, model.predict(np.load({str(tmp_path / 'x.npy')!r}),
-                                                           verbose=0))
     """)
     proc = subprocess.run([PYTHON, "-c", script], env=env(), capture_output=True, text=True,
                           timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "OPTIMIZER AMSGrad" in proc.stdout
+    assert "'keras-adam-variants==" in proc.stdout.split("REQUIREMENTS", 1)[1], proc.stdout
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"),
                                capture.trained.predict(x, verbose=0), rtol=1e-6, atol=1e-6)
 
@@ -178,15 +192,17 @@ def test_killed_run_resumes_same_run_and_same_weights(tmp_path, digits_data_dir)
     assert "resumed from" in resumed.stderr
     state = json.loads(state_path.read_text())
     assert state["finished"] and state["run_id"] == killed["run_id"]
-    assert resumed.stdout.strip().endswith(killed["run_id"])
+    assert resumed.stdout.strip().splitlines()[-2:] == [
+        f"run_id {killed['run_id']}", f"MLflow UI: kav ui    (from {tmp_path})"], resumed.stdout
 
     import mlflow
 
-    client = _client(f"sqlite:///{tmp_path}/mlflow.db")
+    client = _client(f"sqlite:///{tmp_path}/mlruns/mlflow.db")
     runs = mlflow.search_runs(experiment_names=["resume"], output_format="list")
     assert [r.info.run_id for r in runs] == [killed["run_id"]]
+    assert runs[0].info.run_name == "adam-seed3"  # the default name
     for key in train.EPOCH_KEYS:
-        assert _steps(client, killed["run_id"], key) == list(range(1, 13)), key
+        assert _steps(client, killed["run_id"], key) == list(range(12)), key
     assert _steps(client, killed["run_id"], "train_loss_step") == list(range(7, 12 * 23 + 1, 7))
     assert len(state["history"]["loss"]) == 12
 

@@ -39,7 +39,7 @@ def _assert_finished_with_every_epoch(uri):
     [run] = runs_of(uri, "outage")
     assert run.info.status == "FINISHED"
     for key in EPOCH_KEYS:
-        assert metric_steps(uri, run.info.run_id, key) == list(range(1, EPOCHS + 1)), key
+        assert metric_steps(uri, run.info.run_id, key) == list(range(EPOCHS)), key  # from 0
     steps = metric_steps(uri, run.info.run_id, "train_loss_step")
     assert steps == sorted(set(steps)) and steps[-1] == EPOCHS * 45 // 5 * 5
     return run
@@ -82,7 +82,10 @@ def test_server_down_for_20_s_after_epoch_2(tmp_path, digits_data_dir):
         state = json.loads((ckpt / "state.json").read_text())
         assert state["finished"] and state["epoch"] == EPOCHS
         run = _assert_finished_with_every_epoch(server.uri)
-        assert out.strip().splitlines()[-1] == f"run_id {run.info.run_id}"
+        assert out.strip().splitlines()[-2:] == [  # the run, then where its UI is
+            f"run_id {run.info.run_id}",
+            f"MLflow UI: open {server.uri} in a browser (the tracking server serves the "
+            "MLflow UI)"]
         assert "error:" not in err
     finally:
         server.kill()
@@ -115,6 +118,9 @@ def test_server_still_down_at_the_end_exits_3_then_the_same_command_delivers(tmp
         again = run_train(*args, cwd=tmp_path)
         assert again.returncode == 0, again.stderr[-3000:]
         run = _assert_finished_with_every_epoch(server.uri)
-        assert again.stdout.strip().splitlines()[-1] == f"run_id {run.info.run_id}"
+        assert again.stdout.strip().splitlines()[-2:] == [  # the run, then where its UI is
+            f"run_id {run.info.run_id}",
+            f"MLflow UI: open {server.uri} in a browser (the tracking server serves the "
+            "MLflow UI)"]
     finally:
         server.kill()
