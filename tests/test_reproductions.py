@@ -97,8 +97,8 @@ def test_kingma_ba_section_6_1_tiny(tmp_path, digits_data_dir):  # noqa: F811
     by_name = {r.data.params["optimizer"]: r for r in children}
     assert set(by_name) == {"adam", "sgd"}
     sgd = by_name["sgd"].data.params
-    assert sgd["optimizer.momentum"] == "0.9" and sgd["optimizer.nesterov"] == "True"
-    assert "InverseSqrtDecay" in sgd["optimizer.learning_rate"]
+    assert sgd["optimizer_momentum"] == "0.9" and sgd["optimizer_nesterov"] == "True"
+    assert "InverseSqrtDecay" in sgd["optimizer_learning_rate"]
     # The step size decays as alpha/sqrt(t): after one epoch of 12 steps, 0.01/sqrt(13).
-    lr = client.get_metric_history(by_name["sgd"].info.run_id, "lr")
+    lr = client.get_metric_history(by_name["sgd"].info.run_id, "learning_rate")
     assert np.isclose(lr[-1].value, 0.01 / np.sqrt(13), rtol=1e-5)

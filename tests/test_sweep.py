@@ -123,17 +123,17 @@ def test_tiny_sweep_logs_nested_runs_and_best_learning_rates(tmp_path, digits_da
     children = client.search_runs(
         [result.experiment_id], f"tags.mlflow.parentRunId = '{result.parent_run_id}'")
     assert len(children) == 4
-    assert sorted((c.data.params["optimizer"], float(c.data.params["optimizer.learning_rate"]))
+    assert sorted((c.data.params["optimizer"], float(c.data.params["optimizer_learning_rate"]))
                   for c in children) == [("adam", 0.001), ("adam", 0.1), ("sgd", 0.001),
                                          ("sgd", 0.1)]
-    assert all(c.data.params["optimizer.momentum"] == "0.9" for c in children
+    assert all(c.data.params["optimizer_momentum"] == "0.9" for c in children
                if c.data.params["optimizer"] == "sgd")
 
     # The best learning rate is the one whose child run has the lowest final validation loss.
     for label, name in (("Adam", "adam"), ("SGD", "sgd")):
         mine = [c for c in children if c.data.params["optimizer"] == name]
         winner = min(mine, key=lambda c: c.data.metrics["val_loss"])
-        expected = float(winner.data.params["optimizer.learning_rate"])
+        expected = float(winner.data.params["optimizer_learning_rate"])
         assert best[label].learning_rate == expected
         assert parent.data.metrics[f"{label}.best_lr"] == pytest.approx(expected)
         assert float(parent.data.tags[f"best_lr.{label}"]) == expected
