@@ -287,7 +287,7 @@ def run(config: TrainConfig, parent_run_id: str | None = None, callbacks=()) -> 
     ``delivered=False`` when the tracking server stayed unreachable at the end (see
     :class:`TrainResult`).
     """
-    from experiments import tracking_api as tracking
+    from experiments import tracking
 
     validate(config)
     ckpt.require_writable_dir(os.getcwd(), "the working directory",

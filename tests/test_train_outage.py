@@ -12,17 +12,11 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import pytest  # noqa: E402
 
-from experiments import tracking_api  # noqa: E402
 from tests import _experiment_helpers as helpers  # noqa: E402
 from tests._experiment_helpers import (  # noqa: E402,F401
     assert_one_error, digits_data_dir, env, metric_steps, run_train, runs_of, train_cmd)
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not tracking_api.HAS_SPOOL or not hasattr(helpers, "MlflowServer"),
-                       reason="needs the spooling experiments.tracking.RunWriter and "
-                              "tests._experiment_helpers.MlflowServer (the tracking layer)"),
-]
+pytestmark = pytest.mark.slow
 
 EPOCHS = 8
 
