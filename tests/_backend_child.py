@@ -216,6 +216,7 @@ def main(argv):
                 check()
                 callbacks[name] = "ok"
             except Exception as error:
+                traceback.print_exc()  # the whole story on stderr, which the parent shows
                 lines = traceback.format_exception_only(type(error), error)
                 callbacks[name] = "".join(lines).strip()[-800:]
     with open(out_path, "w") as f:

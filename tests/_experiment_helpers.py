@@ -36,9 +36,12 @@ def digits_data_dir(tmp_path_factory) -> str:
 
 
 def env(**extra) -> dict:
-    """The environment of a subprocess: this checkout importable, TF quiet, no user store."""
+    """The environment of a subprocess: this checkout importable, TF quiet, no user store and no
+    active experiment (``mlflow.set_experiment`` in this process exports MLFLOW_EXPERIMENT_ID,
+    which a child would otherwise inherit: its bare ``mlflow.start_run()`` would land there)."""
     e = dict(os.environ)
-    e.pop("MLFLOW_TRACKING_URI", None)
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        e.pop(name, None)
     e["PYTHONPATH"] = REPO + os.pathsep + e.get("PYTHONPATH", "")
     e.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     e["KERAS_BACKEND"] = "tensorflow"
