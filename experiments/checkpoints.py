@@ -27,8 +27,8 @@ import shutil
 import tempfile
 import uuid
 
-from experiments import faults
-from experiments.config import ConfigError, identity_hash
+from . import faults
+from .config import ConfigError, identity_hash
 
 STATE_FILE = "state.json"
 KEY_FILE = "run_key.json"

@@ -41,7 +41,7 @@ import shlex
 import sys
 import tempfile
 
-PACKAGE = __name__.rpartition(".")[0] or "experiments"
+PACKAGE = __package__ or "experiments"  # "kav_experiments" when installed; also under `python -m`
 PROG = "kav"
 
 # subcommand -> (module relative to PACKAGE, one-line help)

@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from experiments.report import (  # noqa: E402
+from .report import (  # noqa: E402
     Progress, Table, band_plot, finite_or_inf, fmt_duration, log_figure, log_params, log_series,
     mean_std)
 
@@ -147,7 +147,7 @@ def default_arms() -> list[Arm]:
 def arms_from_names(names: list[str]) -> list[Arm]:
     """Arms for optimizer names (case-insensitive; ``all`` = :func:`default_arms`), labelled with
     the class name (``amsgrad`` -> ``AMSGrad``)."""
-    from experiments import train
+    from . import train
 
     arms = []
     for name in names:
@@ -170,7 +170,7 @@ def arms_from_names(names: list[str]) -> list[Arm]:
 def resolved_learning_rate(arm: Arm) -> float | str:
     """The learning rate ``arm`` trains with (its own, or the optimizer's default); a schedule
     (passed as ``opt["learning_rate"]``) is described by its ``repr``."""
-    from experiments import train
+    from . import train
 
     scheduled = not isinstance(arm.opt.get("learning_rate", 0.0), (int, float))
     if arm.learning_rate is None and scheduled:
@@ -188,7 +188,7 @@ def resolved_learning_rate(arm: Arm) -> float | str:
 def validate(arms: list[Arm], workload: str) -> dict[str, float | str]:
     """Check the workload and every arm's optimizer arguments (``ValueError`` naming the problem);
     return each arm's resolved learning rate."""
-    from experiments import workloads
+    from . import workloads
 
     workloads.get(workload)
     rates = {}
@@ -204,7 +204,7 @@ def effective_lr_runs(arms: list[Arm], seeds: list[int]) -> set[tuple[str, int]]
     """The (arm label, seed) pairs whose effective learning rates the parent's plot shows: the
     first seed of each optimizer of :data:`experiments.effective_lr_plot.DEFAULT_OPTIMIZERS`.
     Only those runs log them (the logger costs about 1 s a run)."""
-    from experiments import effective_lr_plot
+    from . import effective_lr_plot
 
     shown, runs = set(), set()
     for arm in arms:
@@ -216,7 +216,7 @@ def effective_lr_runs(arms: list[Arm], seeds: list[int]) -> set[tuple[str, int]]
 
 
 def _train_config_fields() -> set[str]:
-    from experiments import train
+    from . import train
 
     return {f.name for f in dataclasses.fields(train.TrainConfig)}
 
@@ -231,7 +231,7 @@ def make_jobs(arms: list[Arm], seeds: list[int], parent_run_id: str, *, learning
     are logged by the runs the parent's plot shows (:func:`effective_lr_runs`); the per-run
     learning-curve image only with ``child_plots`` (when the runner supports turning it off).
     """
-    from experiments import parallel, train
+    from . import parallel, train
 
     fields = _train_config_fields()
     plotted = effective_lr_runs(arms, seeds) if effective_lr_every > 0 else set()
@@ -269,7 +269,7 @@ def register_dataset(tracking_uri: str, parent_run_id: str, workload: str,
     """
     import mlflow
 
-    from experiments import datasets, train, workloads
+    from . import datasets, train, workloads
 
     data = datasets.load(workloads.get(workload).dataset, data_dir=data_dir)
     train._log_dataset(mlflow.MlflowClient(tracking_uri), parent_run_id, data)
@@ -296,7 +296,7 @@ def run_study(arms: list[Arm], *, workload: str = DEFAULT_WORKLOAD, seeds=range(
     """
     import mlflow
 
-    from experiments import parallel, tracking
+    from . import parallel, tracking
 
     seeds = list(seeds)
     if not arms or not seeds:
@@ -457,7 +457,7 @@ def log_summary(result: StudyResult, table: Table, title: str, name: str = "comp
     table.log(client, pid, name)
     if any(result.by_arm().values()):
         log_figure(client, pid, curves_figure(result, title), "learning_curves.png")
-    from experiments import effective_lr_plot  # runs logged with effective_lr_every > 0
+    from . import effective_lr_plot  # runs logged with effective_lr_every > 0
 
     effective_lr_plot.log_plot(client, pid, [o for o in result.outcomes if o.ok])
     histories = [{"optimizer": o.arm.label, "optimizer_name": o.arm.optimizer,
@@ -531,7 +531,7 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
 
 def engine_settings(args) -> dict:
     """``workers``, ``device`` and ``cluster`` from parsed ``args`` (defaults resolved)."""
-    from experiments import parallel
+    from . import parallel
 
     cluster = args.cluster or os.environ.get(parallel.CLUSTER_ENV) or None
     workers = args.workers or parallel.default_workers(args.device)
@@ -596,7 +596,7 @@ def run_and_report(arms: list[Arm], args, *, study: str, title: str, params: dic
     if args.epochs < 1 or args.batch_size < 1:
         raise SystemExit("error: --epochs and --batch-size must be at least 1")
     engine = engine_settings(args)
-    from experiments import datasets, parallel, tracking
+    from . import datasets, parallel, tracking
 
     try:
         parallel.check_engine(engine["workers"], engine["device"], engine["cluster"],
@@ -659,7 +659,7 @@ def run_cli(argv=None) -> StudyResult:
     """The command line's study: parse ``argv``, run, report; returns the :class:`StudyResult`
     (raises ``SystemExit("error: ...")`` on bad input)."""
     args = build_parser().parse_args(argv)
-    from experiments import workloads
+    from . import workloads
 
     try:
         workloads.get(args.workload)

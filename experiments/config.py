@@ -9,7 +9,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from experiments.errors import UserError
+from .errors import UserError
 
 MAX_SEED = 2**32 - 1  # NumPy's and keras.utils.set_random_seed's limit
 # Metrics logged once per epoch, at step = epoch counting from 0 (mlflow.keras.autolog's names and

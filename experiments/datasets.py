@@ -39,8 +39,8 @@ from typing import Callable
 
 import numpy as np
 
-from experiments.errors import UserError
-from experiments.lazy import LazyModule
+from .errors import UserError
+from .lazy import LazyModule
 
 tf = LazyModule("tensorflow")  # imported on first use: the registry and file checks need no TF
 
@@ -251,7 +251,7 @@ def _prepare_local(builder) -> None:
     """
     import tensorflow_datasets as tfds
 
-    from experiments.digits_builder import FORMER_NAME
+    from .digits_builder import FORMER_NAME
 
     root = os.path.dirname(os.path.dirname(str(builder.data_dir)))
     if os.path.isdir(os.path.join(root, FORMER_NAME)):
@@ -323,7 +323,7 @@ def check_files(name: str, data_dir: str | None = None) -> str | None:
     add up to what ``dataset_info.json`` records (truncated or altered files); and for a catalogue
     dataset that is not prepared.
     """
-    from experiments.checkpoints import require_writable_dir
+    from .checkpoints import require_writable_dir
 
     spec = get(name)
     root = os.path.abspath(data_dir or default_data_dir())
@@ -442,7 +442,7 @@ def _builder(spec: DatasetSpec, data_dir: str | None):
 
     quiet_tfds()
     if spec.local_builder:
-        from experiments.digits_builder import Digits
+        from .digits_builder import Digits
 
         with _hushed_tfds():
             builder = Digits(data_dir=data_dir)

@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _prepared(datasets, name: str, data_dir: str | None) -> bool:
     spec = datasets.get(name)
     if spec.local_builder:
-        from experiments.digits_builder import SklearnDigits
+        from .digits_builder import SklearnDigits
 
         return SklearnDigits(data_dir=data_dir).is_prepared()
     try:
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     import logging
 
-    from experiments import datasets
+    from . import datasets
 
     absl = logging.getLogger("absl")
     if absl.getEffectiveLevel() >= logging.WARNING:

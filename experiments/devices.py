@@ -6,7 +6,7 @@ import contextlib
 import os
 import platform
 
-from experiments.config import ConfigError, TrainConfig
+from .config import ConfigError, TrainConfig
 
 
 def devices(config: TrainConfig) -> list[str]:

@@ -67,8 +67,8 @@ def add_debug_flag(parser: argparse.ArgumentParser) -> None:
 def expected_errors() -> tuple[type[BaseException], ...]:
     """The exception types reported as the user's error (exit 2)."""
     kinds: list[type[BaseException]] = [UserError, OSError]
-    for module, name in (("experiments.tracking", "TrackingUnavailableError"),
-                         ("experiments.datasets", "DatasetNotPreparedError")):
+    for module, name in ((f"{__package__}.tracking", "TrackingUnavailableError"),
+                         (f"{__package__}.datasets", "DatasetNotPreparedError")):
         loaded = sys.modules.get(module)  # not imported: it cannot have raised
         cls = getattr(loaded, name, None) if loaded is not None else None
         if isinstance(cls, type):

@@ -32,7 +32,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from experiments import compare  # noqa: E402
+from . import compare  # noqa: E402
 
 SECTIONS = {
     "6.1": ("logreg", "logistic regression (L2-free multiclass logistic regression)"),
@@ -52,7 +52,7 @@ DEFAULT_EPOCHS = 10
 
 def workload_for(section: str, dataset: str) -> str:
     """The workload of ``section`` on ``dataset`` (``ValueError`` if the registry lacks it)."""
-    from experiments import workloads
+    from . import workloads
 
     model = SECTIONS[section][0]
     name = f"{dataset}_{model}"
@@ -67,8 +67,8 @@ def make_arms(section: str, labels: list[str], learning_rates: dict[str, float],
               decay: bool) -> list[compare.Arm]:
     """The paper's optimizers as :class:`experiments.compare.Arm` s. With ``decay`` (section 6.1)
     the learning rate α (the override, else the optimizer's default) becomes α/√t."""
-    from experiments import train
-    from experiments.reddi_synthetic import inverse_sqrt_schedule
+    from . import train
+    from .reddi_synthetic import inverse_sqrt_schedule
 
     arms = []
     for label in labels:

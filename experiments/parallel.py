@@ -216,7 +216,7 @@ def _runner_hooks(train, job: Job) -> dict:
             getattr(job.config, "strategy", "none") != "none":
         return {}
     if "models" not in _PROCESS:
-        from experiments.model_reuse import CompiledModels
+        from .model_reuse import CompiledModels
 
         _PROCESS["models"] = CompiledModels()
     return {"models": _PROCESS["models"]}
@@ -226,7 +226,7 @@ def train_job(job: Job) -> JobResult:
     """Train ``job`` in this process and return its :class:`JobResult`; never raises for a
     failed training (the result says FAILED), raises :class:`StudyInterrupted` when stopped
     (after marking the run KILLED)."""
-    from experiments import train
+    from . import train
 
     if _PROCESS["stopping"]:
         raise StudyInterrupted(f"{job.label} seed {job.seed} not started: the study is stopping")

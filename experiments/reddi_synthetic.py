@@ -204,7 +204,7 @@ def log_steps(steps: int, points: int) -> np.ndarray:
 # ---- plots ------------------------------------------------------------------------------------
 
 def plot(outcomes: list[Outcome], key: str, ylabel: str, steps_idx: np.ndarray):
-    from experiments.report import _pyplot
+    from .report import _pyplot
 
     plt = _pyplot()
     problems = [p for p in PROBLEMS if any(o.problem == p for o in outcomes)]
@@ -284,8 +284,8 @@ def main(argv=None) -> dict:
 
     import mlflow
 
-    from experiments import tracking
-    from experiments.report import Table, fmt_duration, log_figure, log_params, log_series
+    from . import tracking
+    from .report import Table, fmt_duration, log_figure, log_params, log_series
 
     experiment_id = tracking.setup(args.tracking_uri, args.experiment)
     client = mlflow.MlflowClient()

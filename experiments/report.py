@@ -99,7 +99,7 @@ class Table:
     def log(self, client, run_id: str, name: str) -> list[str]:
         """Log ``<name>.csv`` and ``<name>.md`` to run ``run_id`` (``client``: a RunWriter or an
         MlflowClient, see the module docstring); returns the artifact paths."""
-        from experiments.tracking import writer_for
+        from .tracking import writer_for
 
         with writer_for(client, run_id) as writer:
             writer.log_text(self.to_csv(), f"{name}.csv")
@@ -117,7 +117,7 @@ def log_series(client, run_id: str, series: dict[str, tuple[Sequence[int], Seque
     Non-finite values are skipped (MLflow stores them, but they break most plots and searches).
     ``timestamp_ms`` is accepted for compatibility; the writer stamps values when queued.
     """
-    from experiments.tracking import writer_for
+    from .tracking import writer_for
 
     triples = []
     for key, (steps, values) in series.items():
@@ -133,7 +133,7 @@ def log_series(client, run_id: str, series: dict[str, tuple[Sequence[int], Seque
 def log_params(client, run_id: str, params: dict) -> None:
     """Log ``params`` (values turned into strings, at most 6,000 characters each) to ``run_id``
     (``client``: a RunWriter or an MlflowClient)."""
-    from experiments.tracking import writer_for
+    from .tracking import writer_for
 
     with writer_for(client, run_id) as writer:
         writer.log_params(params)
@@ -142,7 +142,7 @@ def log_params(client, run_id: str, params: dict) -> None:
 def log_figure(client, run_id: str, fig, name: str) -> str:
     """Log a matplotlib figure as ``<name>`` (a .png path) to ``run_id`` and close it."""
     import matplotlib.pyplot as plt
-    from experiments.tracking import writer_for
+    from .tracking import writer_for
 
     with writer_for(client, run_id) as writer:
         writer.log_figure(fig, name)

@@ -19,8 +19,8 @@ import time
 
 import keras
 
-from experiments import faults
-from experiments.config import EPOCH_KEYS, STEP_KEY  # noqa: F401 (re-exported)
+from . import faults
+from .config import EPOCH_KEYS, STEP_KEY  # noqa: F401 (re-exported)
 from keras_adam_variants.callbacks import EPOCH_TIME_METRIC, LEARNING_RATE_METRIC
 
 log = logging.getLogger("experiments.train")

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-from experiments.report import (  # noqa: E402
+from .report import (  # noqa: E402
     Table, _pyplot, finite_or_inf, fmt_duration, line_styles, log_figure,
     log_series, mean_std)
 
@@ -116,7 +116,7 @@ def parse_config(raw: dict, source: str = "<config>") -> SweepConfig:
     key), missing keys, wrong types, values out of range, unknown workload or optimizer names,
     invalid optimizer options.
     """
-    from experiments import train, workloads
+    from . import train, workloads
 
     errors: list[str] = []
     for key in raw:
@@ -261,7 +261,7 @@ def parse_config(raw: dict, source: str = "<config>") -> SweepConfig:
 def load_config(path: str) -> SweepConfig:
     """Read and check the TOML file ``path``, or the built-in config of that name
     (:func:`experiments.configs.resolve_config`); :class:`SweepConfigError` on any problem."""
-    from experiments.configs import ConfigNotFoundError, resolve_config
+    from .configs import ConfigNotFoundError, resolve_config
 
     try:
         path = resolve_config(path)
@@ -286,7 +286,7 @@ def arm_label(optimizer_label: str, lr: float) -> str:
 def make_arms(cfg: SweepConfig):
     """One :class:`experiments.compare.Arm` per (optimizer, learning rate); returns the arms and
     ``{arm label: (optimizer label, learning rate)}``."""
-    from experiments.compare import Arm, arms_from_names
+    from .compare import Arm, arms_from_names
 
     arms, index = [], {}
     for name in cfg.optimizers:
@@ -363,7 +363,7 @@ def report(cfg: SweepConfig, result, index, config_text: str | None = None):
     """Print and log the sweep's tables and plots to the parent run; returns (best, tables)."""
     import mlflow
 
-    from experiments import compare
+    from . import compare
 
     client = mlflow.MlflowClient()
     pid = result.parent_run_id
@@ -413,7 +413,7 @@ def run_sweep(cfg: SweepConfig, *, tracking_uri: str | None = None, data_dir: st
               device: str = "cpu", cluster: str | None = None):
     """Run ``cfg`` (nested runs under a parent), log and print its report; returns
     ``(StudyResult, {optimizer: best Point})``."""
-    from experiments import compare
+    from . import compare
 
     arms, index = make_arms(cfg)
     lr_spec = cfg.learning_rate_spec if cfg.learning_rate_spec is not None else cfg.learning_rates
@@ -469,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="TFDS data dir (default: $TFDS_DATA_DIR, else ~/tensorflow_datasets)")
     p.add_argument("--check", action="store_true",
                    help="only check the config and print the runs it would make")
-    from experiments.compare import add_engine_arguments
+    from .compare import add_engine_arguments
 
     add_engine_arguments(p)
     return p
@@ -479,7 +479,7 @@ def run_cli(argv=None):
     """Parse ``argv`` and run the sweep; returns ``(StudyResult, best)`` (None with --check).
     Raises ``SystemExit("error: ...")`` on a bad config."""
     args = build_parser().parse_args(argv)
-    from experiments import compare, datasets, tracking
+    from . import compare, datasets, tracking
 
     try:
         cfg = load_config(args.config)
@@ -504,7 +504,7 @@ def run_cli(argv=None):
               f"{len(cfg.seeds)} seeds = {len(arms) * len(cfg.seeds)} runs; learning rates "
               f"{', '.join(f'{lr:g}' for lr in cfg.learning_rates)}")
         return None
-    from experiments.configs import resolve_config
+    from .configs import resolve_config
 
     with open(resolve_config(args.config), encoding="utf-8") as f:
         text = f.read()
@@ -519,7 +519,7 @@ def run_cli(argv=None):
 def main(argv=None) -> int:
     """``python -m experiments.sweep``; returns the exit status (0 all runs finished, 1 a run
     failed, 2 a bad config or environment, 130 interrupted)."""
-    from experiments import compare
+    from . import compare
 
     return compare.exit_status(run_cli, argv)
 

@@ -42,8 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def default_roots(tracking_uri: str | None) -> list[str]:
-    from experiments.tracking.store import resolve_uri
-    from experiments.tracking.writer import default_spool_root
+    from .tracking.store import resolve_uri
+    from .tracking.writer import default_spool_root
 
     roots = [os.path.join(os.path.abspath(os.getcwd()), "mlruns", "spool"),
              default_spool_root(resolve_uri(tracking_uri))]
@@ -58,7 +58,7 @@ def main(argv=None) -> int:
                   "spool.json) or a directory above spools", file=sys.stderr)
             return 2
     try:
-        from experiments.tracking.syncing import find_spools, sync_spool
+        from .tracking.syncing import find_spools, sync_spool
 
         roots = args.dirs or default_roots(args.tracking_uri)
         spools = list(dict.fromkeys(s for root in roots for s in find_spools(root)))

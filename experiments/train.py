@@ -7,7 +7,7 @@ Command line (``python -m experiments.train --help``)::
 
 Python::
 
-    from experiments.train import TrainConfig, run
+    from .train import TrainConfig, run
     result = run(TrainConfig(optimizer="amsgrad", workload="digits_mlp", epochs=3))
     result.run_id, result.history["val_accuracy"]
 
@@ -60,11 +60,11 @@ import logging
 import os
 import sys
 
-from experiments import checkpoints as ckpt
-from experiments import faults
-from experiments.config import (  # noqa: F401 (re-exported: the runner's public names)
+from . import checkpoints as ckpt
+from . import faults
+from .config import (  # noqa: F401 (re-exported: the runner's public names)
     EPOCH_KEYS, STEP_KEY, ConfigError, TrainConfig, TrainResult, identity, jsonable, validate)
-from experiments.errors import ArgumentParser, add_debug_flag, cli_errors, error, one_line
+from .errors import ArgumentParser, add_debug_flag, cli_errors, error, one_line
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -117,7 +117,7 @@ def _validate(config: TrainConfig):
     """Check the names and the device (imports Keras); return (workload, devices)."""
     import keras
 
-    from experiments import datasets, devices, workloads
+    from . import datasets, devices, workloads
 
     validate(config)
     if keras.backend.backend() != "tensorflow":
@@ -203,7 +203,7 @@ def _log_dataset(client, run_id: str, data) -> None:
     from mlflow.entities import DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-    from experiments import datasets
+    from . import datasets
 
     inputs = [DatasetInput(datasets.mlflow_dataset(data, split)._to_mlflow_entity(),
                            tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
@@ -287,7 +287,7 @@ def run(config: TrainConfig, parent_run_id: str | None = None, callbacks=()) -> 
     ``delivered=False`` when the tracking server stayed unreachable at the end (see
     :class:`TrainResult`).
     """
-    from experiments import tracking
+    from . import tracking
 
     validate(config)
     ckpt.require_writable_dir(os.getcwd(), "the working directory",
@@ -335,7 +335,7 @@ def default_run_name(config: TrainConfig) -> str:
 def _check_data(config: TrainConfig):
     """The workload's dataset name and its prepared TFDS directory (None: to be prepared), after
     the checks that need no TensorFlow (names, files, sizes)."""
-    from experiments import datasets, workloads
+    from . import datasets, workloads
 
     try:
         dataset_name = workloads.get(config.workload).dataset
@@ -351,7 +351,7 @@ def _check_data(config: TrainConfig):
 def _run(config, parent_run_id, callbacks, uri, ident, checkpoints, state, explicit, tracking):
     """The body of :func:`run`, with the checkpoint directory open and its state read; returns
     (result, whether to remove the directory)."""
-    from experiments import datasets
+    from . import datasets
 
     key = checkpoints.run_key(ident)
     if state is not None and state["run_key"] != key:
@@ -365,9 +365,9 @@ def _run(config, parent_run_id, callbacks, uri, ident, checkpoints, state, expli
     import mlflow
     import tensorflow as tf
 
-    from experiments import devices as devices_mod
+    from . import devices as devices_mod
     from keras_adam_variants import callbacks as kav_callbacks
-    from experiments.run_logger import RunLogger
+    from .run_logger import RunLogger
 
     experiment_id = tracking.setup(uri, config.experiment)
     mlflow.set_tracking_uri(uri)  # for log_model's fluent calls
@@ -563,7 +563,7 @@ def _prog() -> str:
 
 
 def make_parser() -> argparse.ArgumentParser:
-    from experiments.config import MAX_SEED
+    from .config import MAX_SEED
 
     defaults = TrainConfig()
     p = ArgumentParser(
@@ -657,7 +657,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def _print_lists() -> None:
-    from experiments import workloads
+    from . import workloads
 
     print("workloads: " + ", ".join(workloads.names()))
     print("optimizers: " + ", ".join(optimizer_names()))
@@ -678,8 +678,8 @@ def main(argv=None) -> int:
               "them")
         return EXIT_SPOOLED
     print(f"run_id {result.run_id}")
-    from experiments import cli
-    from experiments.tracking import resolve_uri
+    from . import cli
+    from .tracking import resolve_uri
 
     cli.print_ui_hint(resolve_uri(args.tracking_uri))
     return 0

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
-from experiments.lazy import LazyModule
+from .lazy import LazyModule
 
 keras = LazyModule("keras")  # imported on first use: names and lookups need no TensorFlow
 

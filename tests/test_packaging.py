@@ -17,13 +17,13 @@ import zipfile
 
 import pytest
 
-from experiments import cli
 from tests._experiment_helpers import REPO, env
 
-PACKAGE = cli.PACKAGE  # the experiments' top-level package
+SOURCE = "experiments"      # the checkout's folder (python -m experiments.X)
+PACKAGE = "kav_experiments"  # the name it installs as: no clash with a user's own `experiments`
 
 SOURCES = ["pyproject.toml", "setup.cfg", "README.md", "LICENSE", "MANIFEST.in",
-           "keras_adam_variants", PACKAGE, "tests", "benchmarks", "mlruns/README.md"]
+           "keras_adam_variants", SOURCE, "tests", "benchmarks", "mlruns/README.md"]
 APACHE_2_MD5 = "3b83ef96387f14655fc854ddc3c6bd57"  # apache.org's LICENSE-2.0.txt, verbatim
 
 
@@ -69,7 +69,7 @@ def test_metadata_is_true_to_the_code():
     project = pyproject()["project"]
     requires = SpecifierSet(project["requires-python"])
     uses_tomllib = []
-    for root in (PACKAGE, "keras_adam_variants"):
+    for root in (SOURCE, "keras_adam_variants"):
         for dirpath, _, files in os.walk(os.path.join(REPO, root)):
             for name in files:
                 if name.endswith(".py"):
@@ -97,6 +97,11 @@ def test_wheel_has_the_script_the_configs_and_the_license(built):
     assert f"{PACKAGE}/configs/__init__.py" in names and f"{PACKAGE}/cli.py" in names
     assert f"{dist_info}/licenses/LICENSE" in names
     assert not any(n.startswith("tests/") for n in names)
+    # Two top-level packages, neither a common word a user's project may also have.
+    assert {n.split("/")[0] for n in names if n.endswith(".py")} == {"keras_adam_variants", PACKAGE}
+    here = {os.path.relpath(os.path.join(d, f), REPO).replace(SOURCE, PACKAGE, 1)
+            for d, _, fs in os.walk(os.path.join(REPO, SOURCE)) for f in fs if f.endswith(".py")}
+    assert here <= names, sorted(here - names)  # every subpackage is listed in pyproject.toml
     assert f"kav = {PACKAGE}.cli:main" in entry_points
     assert meta["License-Expression"] == "Apache-2.0"
     assert meta["Requires-Python"] == ">=3.11"
@@ -112,7 +117,7 @@ def test_sdist_holds_the_tests_and_they_collect(built, tmp_path):
         t.extractall(tmp_path, filter="data")
         names = {n.split("/", 1)[1] for n in t.getnames() if "/" in n}
     for name in ("LICENSE", "setup.cfg", "tests/conftest.py", "tests/_experiment_helpers.py",
-                 "tests/_postgres.py", f"{PACKAGE}/configs/digits_quick.toml"):
+                 "tests/_postgres.py", f"{SOURCE}/configs/digits_quick.toml"):
         assert name in names, name
     here = {f"tests/{n}" for n in os.listdir(os.path.join(REPO, "tests")) if n.endswith(".py")}
     assert here <= names, sorted(here - names)
@@ -127,3 +132,19 @@ def test_sdist_holds_the_tests_and_they_collect(built, tmp_path):
     collected = {line.split("::")[0] for line in proc.stdout.splitlines() if "::" in line}
     modules = {n for n in here if os.path.basename(n).startswith("test_")}
     assert collected == modules, sorted(modules - collected)
+
+
+def test_a_users_own_experiments_package_does_not_clash(tmp_path):
+    """A project with its own ``experiments`` package runs both its module and ``kav``'s."""
+    own = tmp_path / "experiments"
+    own.mkdir()
+    (own / "__init__.py").write_text("")
+    (own / "compare.py").write_text("print('the user s own compare')\n")
+    e = env()
+    e["PYTHONPATH"] = ""  # the installed package only, as outside a checkout
+    mine = subprocess.run([sys.executable, "-m", "experiments.compare"], cwd=tmp_path, env=e,
+                          capture_output=True, text=True, timeout=60)
+    assert mine.returncode == 0 and "the user s own compare" in mine.stdout, mine.stderr[-2000:]
+    ours = subprocess.run([sys.executable, "-m", f"{PACKAGE}.cli", "compare", "--help"],
+                          cwd=tmp_path, env=e, capture_output=True, text=True, timeout=60)
+    assert ours.returncode == 0 and "--optimizers" in ours.stdout, ours.stderr[-2000:]

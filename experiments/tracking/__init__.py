@@ -29,7 +29,7 @@ Legacy helpers: ``log_metrics(client, run_id, triples)`` (direct batched logging
 ``version_tags()``.
 """
 
-from experiments.tracking.store import (  # noqa: F401
+from ..tracking.store import (  # noqa: F401
     HEALTH_TIMEOUT_S,
     RUN_KEY_TAG,
     TrackingUnavailableError,
@@ -43,12 +43,12 @@ from experiments.tracking.store import (  # noqa: F401
     setup,
     sqlite_path,
 )
-from experiments.tracking.spool import SpoolError  # noqa: F401
-from experiments.tracking.writer import (  # noqa: F401
+from ..tracking.spool import SpoolError  # noqa: F401
+from ..tracking.writer import (  # noqa: F401
     RunWriter,
     default_spool_dir,
     default_spool_root,
     writer_for,
 )
-from experiments.tracking.syncing import find_spools, sync, sync_spool  # noqa: F401
-from experiments.tracking.versions import MAX_METRICS_PER_BATCH, log_metrics, version_tags  # noqa: F401
+from ..tracking.syncing import find_spools, sync, sync_spool  # noqa: F401
+from ..tracking.versions import MAX_METRICS_PER_BATCH, log_metrics, version_tags  # noqa: F401

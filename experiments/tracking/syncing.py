@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from experiments.tracking import delivery
-from experiments.tracking.spool import LINKS, Spool, SpoolError, is_spool
-from experiments.tracking.store import TrackingUnavailableError, is_transient, open_store
+from ..tracking import delivery
+from ..tracking.spool import LINKS, Spool, SpoolError, is_spool
+from ..tracking.store import TrackingUnavailableError, is_transient, open_store
 
 RETRY_S = 10.0  # per spool: how long a transient error is retried before giving up for now
 

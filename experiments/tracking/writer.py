@@ -31,9 +31,9 @@ import threading
 import time
 import uuid
 
-from experiments.tracking import delivery
-from experiments.tracking.spool import LINKS, Spool
-from experiments.tracking.store import (
+from ..tracking import delivery
+from ..tracking.spool import LINKS, Spool
+from ..tracking.store import (
     HTTP_DEFAULTS,
     is_server,
     is_transient,
