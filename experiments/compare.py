@@ -139,15 +139,15 @@ class StudyResult:
 
 def default_arms() -> list[Arm]:
     """Every optimizer of the package at its defaults, then Keras' Adam as a control."""
-    import keras_adam_variants as kav
+    from .config import PACKAGE_OPTIMIZERS
 
-    return [Arm(name, name) for name in kav.names()] + [Arm(CONTROL, CONTROL)]
+    return [Arm(name, name) for name in PACKAGE_OPTIMIZERS] + [Arm(CONTROL, CONTROL)]
 
 
 def arms_from_names(names: list[str]) -> list[Arm]:
     """Arms for optimizer names (case-insensitive; ``all`` = :func:`default_arms`), labelled with
     the class name (``amsgrad`` -> ``AMSGrad``)."""
-    from . import train
+    from .config import optimizer_label
 
     arms = []
     for name in names:
@@ -155,11 +155,10 @@ def arms_from_names(names: list[str]) -> list[Arm]:
             arms += default_arms()
             continue
         try:
-            cls = train.optimizer_class(name)
+            label = optimizer_label(name)  # no Keras import: a typo is answered at once
         except ValueError as err:
             raise SystemExit(f"error: {err}") from None
-        label = CONTROL if name.lower().replace("-", "_") == CONTROL else cls.__name__
-        arms.append(Arm(label, label if label != CONTROL else CONTROL))
+        arms.append(Arm(label, label))
     labels = [a.label for a in arms]
     duplicates = sorted({lb for lb in labels if labels.count(lb) > 1})
     if duplicates:

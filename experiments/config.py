@@ -23,6 +23,34 @@ class ConfigError(UserError, ValueError):
     """A run's configuration cannot work (bad name, value, device, or checkpoint mismatch)."""
 
 
+# The package's optimizers (``keras_adam_variants.names()``, checked equal by the tests) and Keras'
+# own Adam as a control: written out so that a bad name is answered without importing Keras.
+PACKAGE_OPTIMIZERS = ("AMSGrad", "AdaBelief", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax",
+                      "LazyAdam", "Nadam", "RAdam", "RMSprop", "SGD", "Yogi")
+KERAS_ADAM = "keras_adam"  # Keras' own keras.optimizers.Adam, as a control
+
+
+def _normal(name: str) -> str:
+    return name.lower().replace("_", "").replace("-", "")  # as keras_adam_variants.get
+
+
+def optimizer_label(name: str) -> str:
+    """The canonical name of optimizer ``name`` (case-insensitive, ``_``/``-`` ignored):
+    ``"amsgrad"`` -> ``"AMSGrad"``, ``"keras-adam"`` -> ``"keras_adam"``.
+
+    Raises :class:`ConfigError` naming the known optimizers (no import: fast)."""
+    known = {_normal(n): n for n in (*PACKAGE_OPTIMIZERS, KERAS_ADAM)}
+    if isinstance(name, str) and _normal(name) in known:
+        return known[_normal(name)]
+    import difflib
+
+    close = difflib.get_close_matches(name.lower() if isinstance(name, str) else "",
+                                      [n.lower() for n in known.values()], n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(f"unknown optimizer {name!r}{hint}: expected one of "
+                      f"{', '.join((*PACKAGE_OPTIMIZERS, KERAS_ADAM))} (case-insensitive)")
+
+
 @dataclass
 class TrainConfig:
     """Everything that defines one run. ``learning_rate=None`` keeps the optimizer's default;
@@ -101,6 +129,7 @@ def validate(config: TrainConfig) -> None:
                                        f"{type(config.opt).__name__}")
     need(isinstance(config.experiment, str) and config.experiment.strip() != "",
          "--experiment must be a non-empty name")
+    optimizer_label(config.optimizer)
 
 
 def jsonable(value):

@@ -156,7 +156,7 @@ def parse_config(raw: dict, source: str = "<config>") -> SweepConfig:
         seen = set()
         for name in raw["optimizers"]:
             try:
-                train.optimizer_class(name)
+                train.optimizer_label(name)
             except ValueError:
                 errors.append(f"unknown optimizer {name!r} in 'optimizers'"
                               f"{_suggest(name, valid)} (optimizers: {', '.join(valid)})")

@@ -63,7 +63,8 @@ import sys
 from . import checkpoints as ckpt
 from . import faults
 from .config import (  # noqa: F401 (re-exported: the runner's public names)
-    EPOCH_KEYS, STEP_KEY, ConfigError, TrainConfig, TrainResult, identity, jsonable, validate)
+    EPOCH_KEYS, KERAS_ADAM, PACKAGE_OPTIMIZERS, STEP_KEY, ConfigError, TrainConfig, TrainResult,
+    identity, jsonable, optimizer_label, validate)
 from .errors import ArgumentParser, add_debug_flag, cli_errors, error, one_line
 
 if __name__ == "__main__":
@@ -72,7 +73,6 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 log = logging.getLogger("experiments.train")
 
-KERAS_ADAM = "keras_adam"  # Keras' own keras.optimizers.Adam, as a control
 EXIT_SPOOLED = 3  # training done, but the tracking server was unreachable: spool left to deliver
 STATE_FILE = ckpt.STATE_FILE
 RESUME_FLUSH_TIMEOUT = 30.0  # seconds to deliver a killed process's spool before resuming
@@ -82,24 +82,18 @@ RESUME_FLUSH_TIMEOUT = 30.0  # seconds to deliver a killed process's spool befor
 
 def optimizer_names() -> list[str]:
     """Names ``build_optimizer`` accepts: the package's optimizers, and ``keras_adam``."""
-    import keras_adam_variants as kav
-
-    return kav.names() + [KERAS_ADAM]
+    return [*PACKAGE_OPTIMIZERS, KERAS_ADAM]
 
 
 def optimizer_class(name: str):
-    """The class for ``name``: ``keras.optimizers.Adam`` for ``keras_adam``, else ``kav.get``."""
+    """The class for ``name``: ``keras.optimizers.Adam`` for ``keras_adam``, else ``kav.get``.
+    An unknown name raises :class:`ConfigError` (a ``ValueError``) before Keras is imported."""
+    label = optimizer_label(name)
     import keras
 
     import keras_adam_variants as kav
 
-    if name.lower().replace("-", "_") == KERAS_ADAM:
-        return keras.optimizers.Adam
-    try:
-        return kav.get(name)
-    except ValueError:
-        raise ValueError(f"unknown optimizer {name!r}: expected one of "
-                         f"{', '.join(optimizer_names())} (case-insensitive)") from None
+    return keras.optimizers.Adam if label == KERAS_ADAM else kav.get(label)
 
 
 def build_optimizer(name: str, learning_rate: float | None, opt: dict):

@@ -88,9 +88,14 @@ def test_subcommand_help_is_fast(argv):
     (["reproduce", "adam-paper"], "unknown reproduction 'adam-paper'"),
     (["nosuch"], "invalid choice: 'nosuch'"),
     (["server", "--backend-store-uri", "mysql://x/y"], "is not a PostgreSQL URI"),
+    (["train", "--optimizer", "adamz"], "unknown optimizer 'adamz'"),
+    (["compare", "--optimizers", "adam,amsgrd"], "(did you mean 'amsgrad'?)"),
 ])
 def test_bad_input_is_one_error_line_and_status_2(argv, expected):
+    start = time.monotonic()
     proc = kav(*argv)
+    elapsed = time.monotonic() - start
+    assert elapsed < 3.0, f"kav {' '.join(argv)} took {elapsed:.1f} s"  # no Keras import: ~0.2 s
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(("error: ", "kav: error: ")) and expected in last, proc.stderr

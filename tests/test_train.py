@@ -131,6 +131,9 @@ def test_run_logs_to_default_sqlite_store_and_model_reloads(tmp_path, monkeypatc
 
 def test_optimizer_names_and_bad_arguments(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    # The names written out for a fast check are the package's registry, in its order.
+    assert list(train.PACKAGE_OPTIMIZERS) == kav.names()
+    assert train.optimizer_label("ams-grad") == "AMSGrad" and train.optimizer_label("Keras-Adam") == "keras_adam"
     assert type(train.build_optimizer("keras_adam", 1e-2, {})) is keras.optimizers.Adam
     for name in kav.names():
         assert isinstance(train.build_optimizer(name, None, {}), kav.get(name))
