@@ -335,6 +335,10 @@ def _init_worker(gpu_queue, threads: int, env: dict) -> None:
     os.environ.update(env)
     if gpu_queue is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu_queue.get()
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") not in ("", "0"):
+        from .cli import quiet_tensorflow_import
+
+        quiet_tensorflow_import()  # TF 2.21's oneDNN banner ignores TF_CPP_MIN_LOG_LEVEL
     import tensorflow as tf
 
     if threads > 0:
