@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -63,22 +64,31 @@ def dask_cluster(root, workers=2, timeout=180.0):
             log.close()
 
 
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """(tracking server URI, scheduler address): one server and one two-node cluster for the
+    module's tests."""
+    root = tmp_path_factory.mktemp("cluster")
+    with mlflow_server(root) as uri, dask_cluster(str(root)) as address:
+        yield uri, address
+
+
 @pytest.mark.slow
 def test_a_study_runs_across_two_dask_workers_into_a_tracking_server(
-        tmp_path, digits_data_dir):  # noqa: F811
-    with mlflow_server(tmp_path) as uri, dask_cluster(str(tmp_path)) as address:
-        start = time.monotonic()
-        result = compare.run_cli(["--optimizers", "adam,sgd", "--seeds", "1", "--epochs", "1",
-                                  "--cluster", address, "--tracking-uri", uri,
-                                  "--experiment", "test-cluster", "--data-dir",
-                                  digits_data_dir, "--log-effective-lr", "0"])
-        wall = time.monotonic() - start
-        client = mlflow.MlflowClient(uri)
-        parent = client.get_run(result.parent_run_id)
-        children = client.search_runs([result.experiment_id],
-                                      f"tags.mlflow.parentRunId = '{result.parent_run_id}'")
-        history = {c.info.run_name: client.get_metric_history(c.info.run_id, "val_loss")
-                   for c in children}
+        cluster, digits_data_dir):  # noqa: F811
+    uri, address = cluster
+    start = time.monotonic()
+    result = compare.run_cli(["--optimizers", "adam,sgd", "--seeds", "1", "--epochs", "1",
+                              "--cluster", address, "--tracking-uri", uri,
+                              "--experiment", "test-cluster", "--data-dir",
+                              digits_data_dir, "--log-effective-lr", "0"])
+    wall = time.monotonic() - start
+    client = mlflow.MlflowClient(uri)
+    parent = client.get_run(result.parent_run_id)
+    children = client.search_runs([result.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{result.parent_run_id}'")
+    history = {c.info.run_name: client.get_metric_history(c.info.run_id, "val_loss")
+               for c in children}
     print(f"cluster study: 2 runs in {wall:.1f} s")
     assert parent.info.status == "FINISHED"
     assert parent.data.params["engine"] == f"dask:{address}"
@@ -89,6 +99,59 @@ def test_a_study_runs_across_two_dask_workers_into_a_tracking_server(
     workers = {c.data.tags["kav.worker"] for c in children}
     assert len(workers) == 2 and not any(w.endswith(f":{os.getpid()}") for w in workers)
     assert {o.run_id for o in result.outcomes} == {c.info.run_id for c in children}
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_cluster_trainings_and_marks_them_killed(
+        cluster, tmp_path, digits_data_dir):  # noqa: F811
+    """A real SIGINT to the study's process group while both cluster workers train: the workers'
+    runs stop at their next step and are KILLED with every epoch they trained, the parent too,
+    and the cluster is free again."""
+    uri, address = cluster
+    cmd = [sys.executable, "-m", "experiments.compare", "--optimizers", "adam,sgd", "--seeds",
+           "1", "--epochs", "1000", "--cluster", address, "--tracking-uri", uri,
+           "--experiment", "test-cluster-sigint", "--data-dir", digits_data_dir,
+           "--log-effective-lr", "0"]
+    log = open(tmp_path / "compare.log", "w")
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env(), stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    client = mlflow.MlflowClient(uri)
+
+    def runs():
+        exp = client.get_experiment_by_name("test-cluster-sigint")
+        return client.search_runs([exp.experiment_id]) if exp else []
+
+    try:
+        deadline = time.monotonic() + 240
+        while sum("val_loss" in r.data.metrics for r in runs()
+                  if "mlflow.parentRunId" in r.data.tags) < 2:  # both nodes training
+            assert proc.poll() is None, open(tmp_path / "compare.log").read()[-3000:]
+            assert time.monotonic() < deadline, "no two cluster runs training after 240 s"
+            time.sleep(1.0)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal that started the study
+        assert proc.wait(timeout=120) == 130
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+    output = open(tmp_path / "compare.log").read()
+    assert "interrupted" in output, output[-3000:]
+    children = [r for r in runs() if "mlflow.parentRunId" in r.data.tags]
+    parent = next(r for r in runs() if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.info.status == "KILLED"
+    assert len(children) == 2 and all(c.info.status == "KILLED" for c in children), (
+        [(c.info.run_name, c.info.status) for c in children], output[-3000:])
+    for child in children:  # every epoch a worker trained before the stop is in the store
+        steps = sorted(m.step for m in client.get_metric_history(child.info.run_id, "val_loss"))
+        assert steps == list(range(len(steps))) and len(steps) >= 1
+    from distributed import Client
+
+    with Client(address, timeout="30s") as dask:  # the workers stopped training: idle again
+        deadline = time.monotonic() + 60
+        while any(dask.processing().values()):
+            assert time.monotonic() < deadline, dask.processing()
+            time.sleep(0.5)
 
 
 def test_cluster_with_a_local_sqlite_store_is_refused_in_one_line(tmp_path, capsys):
