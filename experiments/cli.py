@@ -380,22 +380,16 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose)
     try:
         return dispatch(args.command, argv[split + 1:])
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
     except SystemExit as exit_:
         code = exit_.code
         if code is None or isinstance(code, int):
             return code or 0
         print(code, file=sys.stderr)  # SystemExit("error: ...") from an entry module
         return 2
-    except Exception as err:  # noqa: BLE001 -- the one place that turns a crash into one line
-        if args.debug:
-            raise
-        print(f"error: {type(err).__name__}: {err} (run `{PROG} --debug ...` for the traceback)",
-              file=sys.stderr)
-        return 2
+    except BaseException as err:  # noqa: BLE001 -- one line, as every entry module (errors.py)
+        from .errors import report
 
+        return report(err, debug=args.debug)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -23,11 +23,13 @@ import argparse
 import os
 import sys
 
+from .errors import ArgumentParser, UserError, add_debug_flag, cli_errors
+
 EXIT_REMAINING = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m experiments.sync",
         description="Deliver left-over tracking spools to the MLflow store.",
         epilog="Exit status: 0 all delivered, 3 some remain (store unreachable or spool in use), "
@@ -37,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "and the spool root of the tracking store)")
     parser.add_argument("--tracking-uri", default=None,
                         help="deliver to this store instead of the one each spool was written for")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_debug_flag(parser)
     return parser
 
 
@@ -50,34 +52,26 @@ def default_roots(tracking_uri: str | None) -> list[str]:
     return [r for r in dict.fromkeys(roots) if os.path.isdir(r)]
 
 
+@cli_errors
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     for d in args.dirs:
         if not os.path.isdir(d):
-            print(f"error: {d} is not a directory: pass a spool directory (one holding "
-                  "spool.json) or a directory above spools", file=sys.stderr)
-            return 2
-    try:
-        from .tracking.syncing import find_spools, sync_spool
+            raise UserError(f"{d} is not a directory: pass a spool directory (one holding "
+                            "spool.json) or a directory above spools")
+    from .tracking.syncing import find_spools, sync_spool
 
-        roots = args.dirs or default_roots(args.tracking_uri)
-        spools = list(dict.fromkeys(s for root in roots for s in find_spools(root)))
-        if not spools:
-            print(f"nothing to deliver (no spool under {', '.join(roots) or './mlruns/spool'})")
-            return 0
-        remaining = 0
-        for spool_dir in spools:
-            result = sync_spool(spool_dir, args.tracking_uri)
-            print(result.line(), flush=True)
-            remaining += result.remaining
-        return EXIT_REMAINING if remaining else 0
-    except Exception as err:  # noqa: BLE001
-        if args.debug:
-            raise
-        print(f"error: {type(err).__name__}: {err} (rerun with --debug for the traceback)",
-              file=sys.stderr)
-        return 2
-
+    roots = args.dirs or default_roots(args.tracking_uri)
+    spools = list(dict.fromkeys(s for root in roots for s in find_spools(root)))
+    if not spools:
+        print(f"nothing to deliver (no spool under {', '.join(roots) or './mlruns/spool'})")
+        return 0
+    remaining = 0
+    for spool_dir in spools:
+        result = sync_spool(spool_dir, args.tracking_uri)
+        print(result.line(), flush=True)
+        remaining += result.remaining
+    return EXIT_REMAINING if remaining else 0
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,6 +17,7 @@ import urllib.request
 import pytest
 
 from experiments import cli
+from experiments.errors import UserError
 from tests._experiment_helpers import REPO, digits_data_dir, env, free_port  # noqa: F401
 
 PYTHON = sys.executable
@@ -112,13 +113,20 @@ def test_a_crash_is_one_line_and_debug_shows_the_traceback(monkeypatch, capsys, 
     def boom(argv):
         raise RuntimeError("the disk is on fire")
 
+    def bad_input(argv):
+        raise UserError("no such thing: --x y; pass an existing one")
+
     monkeypatch.setattr(cli, "_load_main", lambda module: boom)
-    assert cli.main(["train"]) == 2
+    assert cli.main(["train"]) == 1  # a bug, not the user's error: status 1, as every entry module
     err = capsys.readouterr().err
-    assert err == ("error: RuntimeError: the disk is on fire (run `kav --debug ...` for the "
-                   "traceback)\n")
-    with pytest.raises(RuntimeError, match="on fire"):
-        cli.main(["--debug", "train"])
+    assert err == ("error: unexpected RuntimeError: the disk is on fire -- this is a bug; rerun "
+                   "with --debug and report the traceback\n")
+    assert cli.main(["--debug", "train"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and "on fire" in err and err.count("\nerror: ") == 1
+    monkeypatch.setattr(cli, "_load_main", lambda module: bad_input)
+    assert cli.main(["train"]) == 2
+    assert capsys.readouterr().err == "error: no such thing: --x y; pass an existing one\n"
 
 
 def test_dispatch_passes_arguments_and_exit_status(monkeypatch, capsys, tmp_path,
