@@ -65,39 +65,83 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_process(cmd, cwd, log_path, mode="w", **extra_env) -> subprocess.Popen:
+    """``cmd`` in its own process group (stopped with :func:`stop_group`), output to ``log_path``."""
+    with open(log_path, mode) as log:
+        return subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                env=env(**extra_env), start_new_session=True)
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """SIGKILL ``proc``'s process group and wait until the process is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def wait_until_serving(proc: subprocess.Popen, url: str, log_path, timeout=180.0) -> None:
+    """Poll ``url`` (e.g. a server's ``/health``) until it answers 200; ``RuntimeError`` with the
+    log's tail if ``proc`` exits or ``timeout`` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited ({proc.returncode}):\n"
+                               + open(log_path).read()[-3000:])
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url}: not serving after {timeout} s:\n"
+                               + open(log_path).read()[-3000:])
+        time.sleep(0.3)
+
+
+@contextlib.contextmanager
+def serving(cmd, cwd, url, log_path, timeout=180.0, **extra_env):
+    """Run ``cmd`` (a server) in its own process group until ``url`` answers; yield the process;
+    kill the group at the end."""
+    proc = start_process(cmd, cwd, log_path, **extra_env)
+    try:
+        wait_until_serving(proc, url, log_path, timeout)
+        yield proc
+    finally:
+        stop_group(proc)
+
+
+def interrupt_when(cmd, cwd, log_path, ready, timeout=240.0, wait=120.0) -> tuple[int, str]:
+    """Run ``cmd`` in its own process group; once ``ready()`` is true (polled each second while
+    it runs), send SIGINT to the group, as Ctrl-C in a terminal does. Returns ``(exit status,
+    output)``; the group is killed if it is still there when the test gives up."""
+    proc = start_process(cmd, cwd, log_path)
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert proc.poll() is None, open(log_path).read()[-3000:]
+            assert time.monotonic() < deadline, f"not ready after {timeout} s"
+            time.sleep(1.0)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=wait)
+    finally:
+        if proc.poll() is None:
+            stop_group(proc)
+    return proc.returncode, open(log_path).read()
+
+
+def mlflow_server_cmd(root: str, port: int) -> list[str]:
+    """``mlflow server`` on 127.0.0.1:``port``, SQLite store and artifacts under ``root``."""
+    return [os.path.join(os.path.dirname(PYTHON), "mlflow"), "server", "--host", "127.0.0.1",
+            "--port", str(port), "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{root}/server.db",
+            "--artifacts-destination", f"{root}/server-artifacts"]
+
+
 @contextlib.contextmanager
 def mlflow_server(root, timeout=180.0):
     """A real ``mlflow server`` on 127.0.0.1 at a free port, SQLite store and artifacts under
     ``root``; yields its URI. Started in its own process group, stopped by killing that group."""
-    port = free_port()
-    root = str(root)
-    cmd = [os.path.join(os.path.dirname(PYTHON), "mlflow"), "server", "--host", "127.0.0.1",
-           "--port", str(port), "--workers", "1",
-           "--backend-store-uri", f"sqlite:///{root}/server.db",
-           "--artifacts-destination", f"{root}/server-artifacts"]
-    log = open(os.path.join(root, "server.log"), "w")
-    proc = subprocess.Popen(cmd, cwd=root, stdout=log, stderr=subprocess.STDOUT,
-                            env=env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
-                            start_new_session=True)
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited ({proc.returncode}); see {log.name}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(uri + "/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server not healthy after {timeout} s; see {log.name}")
-            time.sleep(0.5)
-        yield uri
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-        log.close()
+    with MlflowServer(root) as server:
+        yield server.uri
 
 
 class MlflowServer:
@@ -121,38 +165,21 @@ class MlflowServer:
         os.makedirs(self.root, exist_ok=True)
 
     def start(self, timeout: float = 240.0) -> "MlflowServer":
-        cmd = [os.path.join(os.path.dirname(PYTHON), "mlflow"), "server", "--host", "127.0.0.1",
-               "--port", str(self.port), "--workers", "1",
-               "--backend-store-uri", f"sqlite:///{self.root}/server.db",
-               "--artifacts-destination", f"{self.root}/server-artifacts"]
-        log = open(os.path.join(self.root, "server.log"), "a")
-        self.proc = subprocess.Popen(cmd, cwd=self.root, stdout=log, stderr=subprocess.STDOUT,
-                                     env=env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
-                                     start_new_session=True)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited ({self.proc.returncode}); see "
-                                   f"{self.root}/server.log")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(self.uri + "/health", timeout=2) as response:
-                    if response.status == 200:
-                        return self
-            if time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(f"mlflow server not healthy after {timeout} s; see "
-                                   f"{self.root}/server.log")
-            time.sleep(0.3)
+        log = os.path.join(self.root, "server.log")
+        self.proc = start_process(mlflow_server_cmd(self.root, self.port), self.root, log, "a",
+                                  MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+        try:
+            wait_until_serving(self.proc, self.uri + "/health", log, timeout)
+        except RuntimeError:
+            self.kill()
+            raise
+        return self
 
     def kill(self) -> None:
         """SIGKILL the server's process group and wait until it is gone."""
-        if self.proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-        self.proc = None
+        if self.proc is not None:
+            stop_group(self.proc)
+            self.proc = None
 
     def __enter__(self) -> "MlflowServer":
         return self.start()

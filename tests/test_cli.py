@@ -4,11 +4,9 @@ in a directory where ``kav train`` logged a run."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -18,7 +16,7 @@ import pytest
 
 from experiments import cli
 from experiments.errors import UserError
-from tests._experiment_helpers import REPO, digits_data_dir, env, free_port  # noqa: F401
+from tests._experiment_helpers import REPO, digits_data_dir, env, free_port, serving  # noqa: F401
 
 PYTHON = sys.executable
 HEAVY = ("tensorflow", "keras", "mlflow", "tensorflow_datasets")
@@ -181,27 +179,10 @@ def python_blocks(path: str) -> list[str]:
         return re.findall(r"^```python\n(.*?)^```", f.read(), re.M | re.S)
 
 
-@contextlib.contextmanager
 def running(cmd, cwd, port, timeout=180.0):
-    log = open(os.path.join(cwd, "ui.log"), "w")
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env(), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert proc.poll() is None, open(log.name).read()[-3000:]
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            assert time.monotonic() < deadline, open(log.name).read()[-3000:]
-            time.sleep(0.5)
-        yield proc
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-        log.close()
+    """``cmd`` (a UI server on ``port``) until the test is done."""
+    return serving(cmd, cwd, f"http://127.0.0.1:{port}/health", os.path.join(cwd, "ui.log"),
+                   timeout)
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ import mlflow  # noqa: E402
 
 from experiments import compare  # noqa: E402
 from tests._experiment_helpers import (  # noqa: E402,F401
-    PYTHON, digits_data_dir, env, free_port, mlflow_server)
+    PYTHON, digits_data_dir, env, free_port, interrupt_when, mlflow_server)
 
 DASK = os.path.join(os.path.dirname(PYTHON), "dask")
 
@@ -112,30 +112,18 @@ def test_ctrl_c_stops_the_cluster_trainings_and_marks_them_killed(
            "1", "--epochs", "1000", "--cluster", address, "--tracking-uri", uri,
            "--experiment", "test-cluster-sigint", "--data-dir", digits_data_dir,
            "--log-effective-lr", "0"]
-    log = open(tmp_path / "compare.log", "w")
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env(), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
     client = mlflow.MlflowClient(uri)
 
     def runs():
         exp = client.get_experiment_by_name("test-cluster-sigint")
         return client.search_runs([exp.experiment_id]) if exp else []
 
-    try:
-        deadline = time.monotonic() + 240
-        while sum("val_loss" in r.data.metrics for r in runs()
-                  if "mlflow.parentRunId" in r.data.tags) < 2:  # both nodes training
-            assert proc.poll() is None, open(tmp_path / "compare.log").read()[-3000:]
-            assert time.monotonic() < deadline, "no two cluster runs training after 240 s"
-            time.sleep(1.0)
-        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal that started the study
-        assert proc.wait(timeout=120) == 130
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
-    output = open(tmp_path / "compare.log").read()
+    def both_nodes_training():
+        return sum("val_loss" in r.data.metrics for r in runs()
+                   if "mlflow.parentRunId" in r.data.tags) >= 2
+
+    status, output = interrupt_when(cmd, tmp_path, tmp_path / "compare.log", both_nodes_training)
+    assert status == 130, output[-3000:]
     assert "interrupted" in output, output[-3000:]
     children = [r for r in runs() if "mlflow.parentRunId" in r.data.tags]
     parent = next(r for r in runs() if "mlflow.parentRunId" not in r.data.tags)

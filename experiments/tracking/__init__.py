@@ -29,7 +29,7 @@ Legacy helpers: ``log_metrics(client, run_id, triples)`` (direct batched logging
 ``version_tags()``.
 """
 
-from ..tracking.store import (  # noqa: F401
+from .store import (  # noqa: F401
     HEALTH_TIMEOUT_S,
     RUN_KEY_TAG,
     TrackingUnavailableError,
@@ -43,12 +43,12 @@ from ..tracking.store import (  # noqa: F401
     setup,
     sqlite_path,
 )
-from ..tracking.spool import SpoolError  # noqa: F401
-from ..tracking.writer import (  # noqa: F401
+from .spool import SpoolError  # noqa: F401
+from .writer import (  # noqa: F401
     RunWriter,
     default_spool_dir,
     default_spool_root,
     writer_for,
 )
-from ..tracking.syncing import find_spools, sync, sync_spool  # noqa: F401
-from ..tracking.versions import MAX_METRICS_PER_BATCH, log_metrics, version_tags  # noqa: F401
+from .syncing import find_spools, sync, sync_spool  # noqa: F401
+from .versions import MAX_METRICS_PER_BATCH, log_metrics, version_tags  # noqa: F401

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ..tracking.store import is_transient
+from .store import is_transient
 
 MAX_METRICS = 1000
 MAX_PARAMS = 100

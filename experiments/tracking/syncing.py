@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from ..tracking import delivery
-from ..tracking.spool import LINKS, Spool, SpoolError, is_spool
-from ..tracking.store import TrackingUnavailableError, is_transient, open_store
+from . import delivery
+from .spool import LINKS, Spool, SpoolError, is_spool
+from .store import TrackingUnavailableError, is_transient, open_store
 
 RETRY_S = 10.0  # per spool: how long a transient error is retried before giving up for now
 

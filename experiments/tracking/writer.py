@@ -31,9 +31,9 @@ import threading
 import time
 import uuid
 
-from ..tracking import delivery
-from ..tracking.spool import LINKS, Spool
-from ..tracking.store import (
+from . import delivery
+from .spool import LINKS, Spool
+from .store import (
     HTTP_DEFAULTS,
     is_server,
     is_transient,
