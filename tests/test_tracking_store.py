@@ -124,6 +124,11 @@ def test_create_run_finds_the_run_of_its_key(tmp_path, template_db):
     run = client.get_run(first)
     assert run.data.tags["kav.run_key"] == "abc123" and run.data.tags["x"] == "1"
     assert run.info.run_name == "r"
+    # The context tags of mlflow.start_run: the UI's "Created by" and "Source" columns.
+    import getpass
+
+    assert run.data.tags["mlflow.user"] == getpass.getuser()
+    assert run.data.tags["mlflow.source.type"] == "LOCAL" and run.data.tags["mlflow.source.name"]
     client.delete_run(first)  # a deleted run is not found again: a new one is made
     fresh, created_fresh = tracking.create_run(uri, exp, "abc123")
     assert created_fresh and fresh != first

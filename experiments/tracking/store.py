@@ -484,13 +484,16 @@ def create_run(uri: str, experiment_id: str, run_key: str, *, run_name: str | No
     may create two runs (the key is meant to be one process's own).
     """
     import mlflow
+    from mlflow.tracking.context.registry import resolve_tags
     from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
     def attempt():
         found = find_run(uri, experiment_id, run_key)
         if found is not None:
             return found.info.run_id, False
-        all_tags = {**(tags or {}), RUN_KEY_TAG: run_key}
+        # The context tags mlflow.start_run sets (mlflow.user, mlflow.source.name/type, git
+        # commit): the UI's "Created by" and "Source" columns, as for the user's own runs.
+        all_tags = {**resolve_tags(), **(tags or {}), RUN_KEY_TAG: run_key}
         if parent_run_id:
             all_tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
         if run_name:
