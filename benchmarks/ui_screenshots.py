@@ -9,7 +9,7 @@ and saves PNGs in ``--out``:
 
 * ``runs.png``: the experiment's training-runs table as it opens: the compare parent, collapsed;
 * ``runs-expanded.png``: the same after a click on the parent's "+": its children, with the
-  params ``optimizer_name``, ``optimizer_learning_rate``, ``seed`` and the final (last epoch)
+  params ``optimizer``, ``optimizer_name``, ``optimizer_learning_rate``, ``seed`` and the final (last epoch)
   metrics ``val_loss``, ``val_accuracy``, ``loss``, ``accuracy`` added through "Columns";
 * ``runs-sorted.png``: sorted by ``val_loss`` ascending (MLflow then lists the runs flat);
 * ``charts.png``: the chart view with the parent expanded: one chart per metric, each run a line
@@ -56,7 +56,7 @@ import urllib.request
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # MLflow 3.17's UI opens every experiment in its GenAI view (traces) unless the URL says this.
 TRAINING_VIEW = "workflowType=machine_learning"
-PARAM_COLUMNS = ("optimizer_name", "optimizer_learning_rate", "seed")
+PARAM_COLUMNS = ("optimizer", "optimizer_name", "optimizer_learning_rate", "seed")
 METRIC_COLUMNS = ("val_loss", "val_accuracy", "loss", "accuracy")
 HIDDEN_COLUMNS = ("Dataset", "Source", "Models")  # default attribute columns, unchecked for room
 COMPARE_PARAMS = ("optimizer", "optimizer_learning_rate", "seed")
@@ -202,10 +202,33 @@ def expand_parent(page, parent: str, children: list[str]) -> None:
         page.get_by_text(child, exact=True).first.wait_for(timeout=WAIT_MS)
 
 
+def header(page, name: str):
+    return page.locator('[role="columnheader"]').filter(
+        has_text=re.compile(f"^{re.escape(name)}$")).first
+
+
 def wait_for_headers(page, names) -> None:
     for name in names:
-        page.locator('[role="columnheader"]').filter(
-            has_text=re.compile(f"^{re.escape(name)}$")).first.wait_for(timeout=WAIT_MS)
+        header(page, name).wait_for(timeout=WAIT_MS)
+
+
+def widen_columns(page, widths: dict[str, int]) -> None:
+    """Drag each column's right edge ``{name: pixels}`` wider, as a user does: MLflow's default
+    width cuts ``optimizer_name`` values to "keras_ada..." and its header to "optimizer_learn"."""
+    for name, pixels in widths.items():
+        cell = header(page, name).locator(
+            "xpath=ancestor::div[contains(concat(' ', @class, ' '), ' ag-header-cell ')][1]")
+        before = cell.bounding_box()
+        handle = cell.locator(".ag-header-cell-resize").first
+        handle.hover()
+        box = handle.bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        page.mouse.down()
+        page.mouse.move(x + pixels / 2, y, steps=5)
+        page.mouse.move(x + pixels, y, steps=5)
+        page.mouse.up()
+        after = cell.bounding_box()
+        print(f"  column {name}: {before['width']:.0f} -> {after['width']:.0f} px", flush=True)
 
 
 def shoot(page, out: str, name: str, waited: str, full_page: bool = False) -> str:
@@ -245,12 +268,12 @@ def screenshots(browser_path: str, base: str, eid: str, parent: dict, children: 
             pick_columns(page, {**{c: False for c in HIDDEN_COLUMNS},
                                 **{c: True for c in PARAM_COLUMNS + METRIC_COLUMNS}})
             wait_for_headers(page, PARAM_COLUMNS + METRIC_COLUMNS)
+            widen_columns(page, {"optimizer_name": 110, "optimizer_learning_rate": 80})
             shots.append(shoot(page, out, "runs-expanded",
                                f"{len(child_names)} children and the columns "
                                f"{', '.join(PARAM_COLUMNS + METRIC_COLUMNS)}"))
 
-            page.locator('[role="columnheader"]').filter(
-                has_text=re.compile("^val_loss$")).first.click()  # sorts descending, then:
+            header(page, "val_loss").click()  # sorts descending, then:
             page.wait_for_url(re.compile("orderByKey=metrics.*val_loss"))
             page.goto(re.sub("orderByAsc=false", "orderByAsc=true", page.url))
             page.get_by_text(child_names[0], exact=True).first.wait_for()
