@@ -31,9 +31,10 @@ and saves PNGs in ``--out``:
 
 ``--tracking-uri`` reuses a store that already has a ``kav-compare`` run (nothing is trained).
 Prints each PNG path with what it waited for; the UI server (by process group) and the browser
-are stopped before it exits, also on errors. About 2 minutes on 2 loaded cores (the compare ~75 s,
-the UI start ~10 s, the pages ~5 s each). Not part of the test suite (CI time); run it by hand
-after changing what the project logs, and look at the PNGs.
+are stopped before it exits, also on errors (one ``error:`` line, exit 2; ``--debug`` for a
+browser failure's traceback). About 3 minutes on 2 loaded cores (the compare 75-80 s, the UI
+start ~20 s, the 11 pages 40-60 s). Not part of the test suite (CI time); run it by hand after
+changing what the project logs, and look at the PNGs.
 """
 
 from __future__ import annotations
@@ -83,13 +84,19 @@ def run_compare(work: str, uri: str, optimizers: str, seeds: int, epochs: int,
     proc = subprocess.run(argv, cwd=work, env=_env(), capture_output=True, text=True,
                           timeout=1800)
     if proc.returncode != 0:
-        sys.exit(f"error: {' '.join(argv[1:])} failed (exit {proc.returncode}):\n"
+        fail(f"error: {' '.join(argv[1:])} failed (exit {proc.returncode}):\n"
                  f"{proc.stdout[-2000:]}{proc.stderr[-3000:]}")
     lines = proc.stdout.strip().splitlines()
     print(f"{' '.join(argv[2:])}: {time.monotonic() - start:.0f} s", flush=True)
     for line in lines[-3:]:
         print(f"  | {line}", flush=True)
     return lines[-1] if lines else ""
+
+
+def fail(message: str) -> None:
+    """Exit with status 2 and the one-line (or short) ``message`` on stderr."""
+    print(message, file=sys.stderr, flush=True)
+    sys.exit(2)
 
 
 def free_port() -> int:
@@ -119,13 +126,13 @@ def kav_ui(uri: str, port: int, log_path: str, timeout: float = 180.0):
         deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None:
-                sys.exit(f"error: kav ui exited:\n{open(log_path).read()[-3000:]}")
+                fail(f"error: kav ui exited:\n{open(log_path).read()[-3000:]}")
             with contextlib.suppress(OSError):
                 with urllib.request.urlopen(f"{base}/health", timeout=2) as r:
                     if r.status == 200:
                         break
             if time.monotonic() > deadline:
-                sys.exit(f"error: kav ui did not answer in {timeout:.0f} s (log: {log_path})")
+                fail(f"error: kav ui did not answer in {timeout:.0f} s (log: {log_path})")
             time.sleep(0.5)
         yield base
     finally:
@@ -140,7 +147,7 @@ def chromium(path: str | None) -> str:
         found = shutil.which(candidate) or (candidate if os.path.isfile(candidate) else None)
         if found:
             return found
-    sys.exit("error: no chromium found: apt-get install -y chromium, or pass --chromium PATH")
+    fail("error: no chromium found: apt-get install -y chromium, or pass --chromium PATH")
 
 
 # ---- the pages ---------------------------------------------------------------------------------
@@ -352,11 +359,12 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--data-dir", default=None, help="TFDS data dir (default: TFDS's)")
     p.add_argument("--chromium", default=None, help="the browser (default: chromium on PATH)")
+    p.add_argument("--debug", action="store_true", help="a browser failure's full traceback")
     args = p.parse_args(argv)
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        sys.exit("error: the Python package playwright is missing: pip install playwright (it "
+        fail("error: the Python package playwright is missing: pip install playwright (it "
                  "drives the system chromium; no `playwright install` needed)")
     browser = chromium(args.chromium)
     os.makedirs(args.out, exist_ok=True)
@@ -370,19 +378,28 @@ def main(argv=None) -> int:
         experiments = api(base, "experiments/search", {"max_results": 1000})["experiments"]
         found = [e["experiment_id"] for e in experiments if e["name"] == "kav-compare"]
         if not found:
-            sys.exit(f"error: no experiment kav-compare in {uri}")
+            fail(f"error: no experiment kav-compare in {uri}")
         eid = found[0]
         runs = api(base, "runs/search", {"experiment_ids": [eid], "max_results": 1000,
                                          "order_by": ["attributes.start_time DESC"]})["runs"]
         tags = [{t["key"]: t["value"] for t in r["data"].get("tags", [])} for r in runs]
         parents = [r for r, t in zip(runs, tags) if "mlflow.parentRunId" not in t]
         if not parents:
-            sys.exit(f"error: no parent run in kav-compare of {uri}")
+            fail(f"error: no parent run in kav-compare of {uri}")
         parent = parents[0]  # the newest
         children = [r for r, t in zip(runs, tags)
                     if t.get("mlflow.parentRunId") == parent["info"]["run_id"]]
         start = time.monotonic()
-        shots = screenshots(browser, base, eid, parent, children, args.out)
+        from playwright.sync_api import Error as PlaywrightError
+
+        try:
+            shots = screenshots(browser, base, eid, parent, children, args.out)
+        except PlaywrightError as err:
+            if args.debug:
+                raise
+            fail(f"error: the MLflow UI did not show what the script waits for: "
+                 f"{str(err).splitlines()[0]} (PNGs so far in {args.out}; --debug for the "
+                 "traceback; MLflow's UI may have changed: update the selectors)")
     print(f"{len(shots)} screenshots in {time.monotonic() - start:.0f} s; store {uri} "
           f"(parent {parent['info']['run_name']}, {len(children)} children)")
     return 0
