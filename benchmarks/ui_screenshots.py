@@ -402,6 +402,8 @@ def main(argv=None) -> int:
                  "traceback; MLflow's UI may have changed: update the selectors)")
     print(f"{len(shots)} screenshots in {time.monotonic() - start:.0f} s; store {uri} "
           f"(parent {parent['info']['run_name']}, {len(children)} children)")
+    if args.tracking_uri:
+        shutil.rmtree(work, ignore_errors=True)  # only the UI's log: the store is the user's
     return 0
 
 
