@@ -114,6 +114,16 @@ def print_ui_hint(uri: str | None = None, file=None) -> None:
     print(f"MLflow UI: {ui_hint(uri)}", file=file or sys.stdout, flush=True)
 
 
+def print_ui_hint_after(argv: list[str] | None, status: int) -> None:
+    """End of a command that logs runs (``argv``: its arguments, None for ``sys.argv[1:]``;
+    ``status``: its exit status): :func:`print_ui_hint` for the store its ``--tracking-uri`` names
+    (else the default) when it logged runs -- status 0 (every run finished) or 1 (a run failed;
+    the store has it too) -- and not after ``--help``. Entry modules call it last in ``main``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if status in (0, 1) and "-h" not in argv and "--help" not in argv:
+        print_ui_hint(_tracking_uri_in(argv))
+
+
 def ui_command(uri: str, host: str = "127.0.0.1", port: int = DEFAULT_UI_PORT) -> list[str]:
     """The ``mlflow ui`` argv that serves the UI for the local store ``uri``."""
     return [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
@@ -362,8 +372,8 @@ def dispatch(command: str, argv: list[str]) -> int:
               f"(no module {PACKAGE}.{module})", file=sys.stderr)
         return 2
     status = _exit_code(main(argv))
-    if status == 0 and command in LOGGING_COMMANDS and "-h" not in argv and "--help" not in argv:
-        print_ui_hint(_tracking_uri_in(argv))
+    if command in LOGGING_COMMANDS:
+        print_ui_hint_after(argv, status)
     return status
 
 

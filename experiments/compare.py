@@ -673,8 +673,13 @@ def run_cli(argv=None) -> StudyResult:
 
 
 def main(argv=None) -> int:
-    """``python -m experiments.compare``; returns the exit status (see :func:`exit_status`)."""
-    return exit_status(run_cli, argv)
+    """``python -m experiments.compare``; returns the exit status (see :func:`exit_status`)
+    after printing the command that opens the MLflow UI on the store."""
+    from . import cli
+
+    status = exit_status(run_cli, argv)
+    cli.print_ui_hint_after(argv, status)
+    return status
 
 
 if __name__ == "__main__":

@@ -5,10 +5,10 @@ Child runs trained with ``TrainConfig.effective_lr_every`` > 0 carry the metrics
 parameters of the optimizer's effective learning rate) every N steps. This module reads them
 back from MLflow and draws one panel per optimizer (Adam, AMSGrad, RMSprop, Adagrad by default),
 one line per layer, for the first seed of each (named in the panel and figure titles), on a
-log scale. The panel titles check the seed's
-§3 claims on the real runs: AMSGrad's rates never increase (v̂ is a running maximum), Adagrad's
-only decrease (G only grows), while Adam's and RMSprop's go both ways. (Each parameter's rate
-being non-increasing makes every order statistic, the median included, non-increasing too.)
+log scale. The panel titles check the seed's §3 claims on the real runs: AMSGrad's rates never
+increase (v̂ is a running maximum), Adagrad's only decrease (G only grows), while Adam's and
+RMSprop's may go both ways (the title says whether they did). (Each parameter's rate being
+non-increasing makes every order statistic, the median included, non-increasing too.)
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def figure(client, runs: dict[str, str], title: str = "", seeds: dict[str, int] 
         if name in NEVER_INCREASE:
             claim = "\nnever increases: " + ("yes" if all(verdicts) else "NO")
         else:
-            claim = "\nincreases somewhere: " + ("yes" if not all(verdicts) else "no")
+            claim = "\nmay increase; did here: " + ("yes" if not all(verdicts) else "no")
         seed = f" (seed {seeds[name]})" if seeds and name in seeds else ""
         ax.set_title(f"{name}{seed}{claim}", fontsize=10)
         ax.grid(True, which="both", alpha=0.3)

@@ -149,8 +149,12 @@ def run_cli(argv=None):
 
 def main(argv=None) -> int:
     """``python -m experiments.kingma_ba``; returns the exit status (0 all runs finished, 1 a
-    run failed, 2 bad input, 130 interrupted)."""
-    return compare.exit_status(run_cli, argv)
+    run failed, 2 bad input, 130 interrupted); then the command that opens the MLflow UI."""
+    from . import cli
+
+    status = compare.exit_status(run_cli, argv)
+    cli.print_ui_hint_after(argv, status)
+    return status
 
 
 if __name__ == "__main__":

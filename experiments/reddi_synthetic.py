@@ -363,6 +363,9 @@ def main(argv=None) -> dict:
         status = "FINISHED"
         print(f"MLflow: experiment {args.experiment!r}, parent run {parent_id} "
               f"({fmt_duration(time.monotonic() - started)})")
+        from . import cli
+
+        cli.print_ui_hint(args.tracking_uri)
         return result
     finally:
         client.set_terminated(parent_id, status)

@@ -172,13 +172,15 @@ def line_styles(n: int) -> list[tuple]:
 
 
 def band_plot(curves: dict[str, list[Sequence[float]]], panels: Sequence[tuple[str, str]],
-              xlabel: str = "epoch", title: str | None = None, x: Sequence[float] | None = None,
-              logy: Sequence[str] = ()):
+              xlabel: str = "epoch (from 0, as MLflow's step)", title: str | None = None,
+              x: Sequence[float] | None = None, logy: Sequence[str] = ()):
     """One panel per ``(key, label)`` in ``panels``; in each, one line per group: the mean over
     seeds with a shaded min-max band.
 
     ``curves[group]`` is a list (one per seed) of dicts ``{key: values}``. Seeds of unequal
-    length are cut to the shortest. Returns the figure.
+    length are cut to the shortest. ``x`` defaults to 0, 1, 2, ...: the epoch counted from 0,
+    the step the runs log each epoch's metrics at (``mlflow.keras.autolog``'s convention), so the
+    figure and MLflow's chart view put a value at the same x. Returns the figure.
     """
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
@@ -192,7 +194,7 @@ def band_plot(curves: dict[str, list[Sequence[float]]], panels: Sequence[tuple[s
             if n == 0:
                 continue
             arr = np.stack([s[:n] for s in series])
-            xs = np.arange(1, n + 1) if x is None else np.asarray(x[:n])
+            xs = np.arange(n) if x is None else np.asarray(x[:n])
             with np.errstate(invalid="ignore"):
                 mean = np.nanmean(arr, axis=0) if arr.shape[0] > 1 else arr[0]
             (line,) = ax.plot(xs, mean, label=group, lw=1.6, color=color, ls=dash)

@@ -519,9 +519,11 @@ def run_cli(argv=None):
 def main(argv=None) -> int:
     """``python -m experiments.sweep``; returns the exit status (0 all runs finished, 1 a run
     failed, 2 a bad config or environment, 130 interrupted)."""
-    from . import compare
+    from . import cli, compare
 
-    return compare.exit_status(run_cli, argv)
+    status = compare.exit_status(run_cli, argv)
+    cli.print_ui_hint_after(argv, status)
+    return status
 
 
 if __name__ == "__main__":

@@ -145,6 +145,36 @@ def test_dispatch_passes_arguments_and_exit_status(monkeypatch, capsys, tmp_path
     assert cli.main(["compare"]) == 3
 
 
+@pytest.mark.parametrize("module", ["compare", "sweep", "kingma_ba"])
+def test_python_m_entry_modules_end_with_the_ui_hint(module, monkeypatch, capsys, tmp_path):
+    """``python -m experiments.X`` prints, last, the command that opens the UI on its store
+    (cli.print_ui_hint_after), also after a failed run (exit 1), not after bad input (2)."""
+    import importlib
+
+    mod = importlib.import_module(f"experiments.{module}")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr(cli, "_hinted", set())
+    monkeypatch.setattr(mod, "run_cli", lambda argv: None)
+    assert mod.main(["--tracking-uri", "sqlite:////elsewhere/runs.db"]) == 0
+    assert capsys.readouterr().out == "MLflow UI: kav ui --tracking-uri sqlite:////elsewhere/runs.db\n"
+    failed = type("Result", (), {"failures": ["a run"]})()
+    monkeypatch.setattr(mod, "run_cli", lambda argv: failed)
+    assert mod.main([]) == 1
+    assert capsys.readouterr().out == f"MLflow UI: kav ui    (from {tmp_path})\n"
+
+    def bad_input(argv):
+        raise SystemExit("error: no such workload")
+
+    monkeypatch.setattr(cli, "_hinted", set())
+    monkeypatch.setattr(mod, "run_cli", bad_input)
+    assert mod.main([]) == 2
+    assert "MLflow UI" not in capsys.readouterr().out
+    monkeypatch.setattr(mod, "run_cli", lambda argv: None)
+    assert mod.main(["--help"]) == 0
+    assert capsys.readouterr().out == ""
+
+
 def test_a_missing_subcommand_module_is_one_line(monkeypatch, capsys, no_logging_setup):
     monkeypatch.setitem(cli.COMMANDS, "sync", ("no_such_module_here", "x"))
     assert cli.main(["sync"]) == 2
