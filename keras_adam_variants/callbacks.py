@@ -59,7 +59,10 @@ class AdaptiveLRLogger(keras.callbacks.Callback):
     TensorFlow backend, eager on JAX and PyTorch), and the values come back
     to Python in one transfer: about one optimizer step's worth of elementwise work per logged
     step. The MLflow calls and the drawing of the histogram run on one background thread, in
-    order; `on_train_end` waits for them and re-raises their first error. Percentiles are exact
+    order; `on_train_end` waits for them and re-raises their first error. That thread is handed
+    plain values only (NumPy arrays, names) and never touches the model: on JAX, reading
+    `Callback.model` writes the trainer's state back into the model (``jax_state_sync``), which
+    is only safe between steps, on the training thread. Percentiles are exact
     for layers of up to ``max_values`` parameters and estimated from a uniform random sample of
     ``max_values`` for larger ones (rank error ~0.4% at the default). The weights before a logged
     step are held once (one copy of the weights). ``benchmarks/callback_overhead.py`` measures
@@ -117,6 +120,9 @@ class AdaptiveLRLogger(keras.callbacks.Callback):
         else:
             self._run_id = self.run_id
         self._client = MlflowClient()
+        # What the background thread needs, computed here, on the training thread.
+        self._layer_groups = self._layers()
+        self._names = self._metric_names()
         self._batches = int(_numpy(self._optimizer().iterations))
         self._pending = []
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="AdaptiveLRLogger")
@@ -131,7 +137,12 @@ class AdaptiveLRLogger(keras.callbacks.Callback):
         logging_now = (self._batches + 1) % self.every_n_steps == 0
         if self._before is not None or logging_now:
             # On JAX, fit keeps the training state apart from the model's variables during an
-            # epoch; write it back before reading them (Keras' documented hook for callbacks).
+            # epoch; write it back before reading them (Keras' documented hook for callbacks;
+            # `Callback.model` itself calls it on JAX). Here, at a batch's beginning on the
+            # training thread, the state is the last step's output and not yet donated to the
+            # next step. Anywhere else (another thread, or while a step runs) the sync could
+            # attach buffers that the running step has donated, and the next step, handed
+            # them back, fails with "Buffer has been deleted or donated".
             sync = getattr(self.model, "jax_state_sync", None)
             if sync is not None:
                 sync()
@@ -148,7 +159,7 @@ class AdaptiveLRLogger(keras.callbacks.Callback):
         values = _numpy(self._statistics_fn()(self._before))
         self._before = None
         step = int(_numpy(self._optimizer().iterations))
-        self._submit(self._log, values, step)
+        self._submit(self._log, self._names, values, step)
         self.seconds += time.perf_counter() - start
 
     def on_epoch_end(self, epoch, logs=None):
@@ -158,7 +169,9 @@ class AdaptiveLRLogger(keras.callbacks.Callback):
             return
         start = time.perf_counter()
         samples = [_numpy(s) for s in self._samples_fn()()]
-        self._submit(self._log_histogram, epoch, samples)
+        title = f"{type(self._optimizer()).__name__}: effective learning rates, epoch {epoch + 1}"
+        layers = [layer for layer, _ in self._layer_groups]
+        self._submit(self._log_histogram, epoch, samples, layers, title)
         self.seconds += time.perf_counter() - start
 
     def on_train_end(self, logs=None):
@@ -229,7 +242,7 @@ class AdaptiveLRLogger(keras.callbacks.Callback):
     def _statistics_fn(self):
         if self._stats_fn is not None:
             return self._stats_fn
-        layers, with_lr = self._layers(), self._has_effective_lr()
+        layers, with_lr = self._layer_groups, self._has_effective_lr()
 
         def flat(tensors):
             return ops.concatenate([ops.reshape(ops.cast(t, "float32"), [-1]) for t in tensors], 0)
@@ -254,27 +267,27 @@ class AdaptiveLRLogger(keras.callbacks.Callback):
 
     def _samples_fn(self):
         if getattr(self, "_samples", None) is None:
-            layers = self._layers()
+            layers = self._layer_groups
             self._samples = _compiled(
                 lambda: [self._sample(self._effective_lr(indices), n) for n, (_, indices) in enumerate(layers)]
             )
         return self._samples
 
-    # -- MLflow -------------------------------------------------------------------------------
+    # -- MLflow, on the background thread: plain values in, never the model -------------------
 
-    def _log(self, values, step):
+    def _log(self, names, values, step):
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         metrics = [
             Metric(key=name, value=float(value), timestamp=now, step=step)
-            for name, value in zip(self._metric_names(), values)
+            for name, value in zip(names, values)
             if np.isfinite(value)
         ]
         for start in range(0, len(metrics), 1000):  # MLflow's limit per log_batch call
             self._client.log_batch(self._run_id, metrics=metrics[start : start + 1000])
 
-    def _log_histogram(self, epoch, samples):
+    def _log_histogram(self, epoch, samples, layers, title):
         from matplotlib.figure import Figure
 
         height = 1.0 + 0.9 * len(samples)
@@ -284,13 +297,13 @@ class AdaptiveLRLogger(keras.callbacks.Callback):
         finite = [np.log10(s[np.isfinite(s) & (s > 0)]) for s in samples]
         everything = np.concatenate([f for f in finite if f.size] or [np.zeros(1)])
         bins = np.linspace(everything.min(), everything.max() + 1e-9, 61)
-        for ax, (layer, _), values in zip(axes, self._layers(), finite):
+        for ax, layer, values in zip(axes, layers, finite):
             counts, _ = np.histogram(values, bins=bins)
             ax.stairs(counts, bins, fill=True, color="tab:blue")
             ax.set_ylabel(layer, rotation=0, ha="right", fontsize=8)
             ax.set_yticks([])
         axes[-1].set_xlabel("log10 effective learning rate")
-        figure.suptitle(f"{type(self._optimizer()).__name__}: effective learning rates, epoch {epoch + 1}")
+        figure.suptitle(title)
         with tempfile.TemporaryDirectory() as directory:
             path = os.path.join(directory, f"epoch_{epoch + 1:03d}.png")
             figure.savefig(path, dpi=80)

@@ -2,6 +2,7 @@
 
 import re
 import struct
+import threading
 
 import keras
 import numpy as np
@@ -52,10 +53,23 @@ def _layer_variables(model, layer):
     return [v for v in model.trainable_variables if v.path.split("/")[-2] == layer]
 
 
+class _Watched(kav.callbacks.AdaptiveLRLogger):
+    """Records the threads that read `Callback.model` (on JAX, a read syncs the trainer's state)."""
+
+    readers = set()
+
+    @property
+    def model(self):
+        self.readers.add(threading.current_thread().name)
+        return super().model
+
+
 def test_logs_effective_lr_statistics_and_histograms(tracking):
-    callback = kav.callbacks.AdaptiveLRLogger(every_n_steps=10)
+    callback = _Watched(every_n_steps=10)
     with mlflow.start_run() as run:
         model = _fit(kav.Adam(learning_rate=0.01), callback)
+    # Only fit's thread reads the model, never the logging thread (tests/test_backends.py: JAX).
+    assert callback.readers == {threading.current_thread().name}
     client, run_id = tracking, run.info.run_id
     metrics = client.get_run(run_id).data.metrics
     for layer in ("hidden", "logits"):

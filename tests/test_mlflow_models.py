@@ -1,12 +1,18 @@
 """A model logged with `keras_adam_variants.mlflow_models.log_model` loads and serves in a fresh
-process that imports nothing of the package: `mlflow.pyfunc.load_model` and the
-``mlflow models predict --env-manager local`` command line, against a real SQLite store."""
+process that imports nothing of the package: `mlflow.pyfunc.load_model`, the
+``mlflow models predict --env-manager local`` command line and a real ``mlflow models serve``
+HTTP server, against a real SQLite store (one small model, trained once for the module)."""
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
+import urllib.error
+import urllib.request
 
 import keras
 import numpy as np
@@ -16,17 +22,20 @@ import keras_adam_variants as kav
 
 mlflow = pytest.importorskip("mlflow")
 from keras_adam_variants import mlflow_models  # noqa: E402
-from tests._experiment_helpers import env  # noqa: E402
+from tests._experiment_helpers import env, free_port  # noqa: E402
+
+MLFLOW_CLI = os.path.join(os.path.dirname(sys.executable), "mlflow")
 
 
-@pytest.fixture
-def logged(tmp_path):
-    """(tracking uri, model uri, x, model.predict(x)) for an AMSGrad-trained model."""
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory):
+    """(tracking uri, model info, x, model.predict(x)) for an AMSGrad-trained model, once per module."""
     from mlflow.models import infer_signature
 
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    root = tmp_path_factory.mktemp("logged")
+    uri = f"sqlite:///{root}/mlflow.db"
     mlflow.set_tracking_uri(uri)
-    experiment = mlflow.create_experiment("serve", artifact_location=str(tmp_path / "artifacts"))
+    experiment = mlflow.create_experiment("serve", artifact_location=str(root / "artifacts"))
     keras.utils.set_random_seed(0)
     model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(7, activation="relu"),
                               keras.layers.Dense(3)])
@@ -80,15 +89,75 @@ def test_fresh_process_pyfunc_and_models_predict(logged, tmp_path):
     # 2. The command line MLflow documents for serving, with the current environment, by the
     #    run-relative URI a user copies from the UI.
     (tmp_path / "input.json").write_text(json.dumps({"inputs": x.tolist()}))
-    mlflow_cli = os.path.join(os.path.dirname(sys.executable), "mlflow")
     out = subprocess.run(
-        [mlflow_cli, "models", "predict", "-m", f"runs:/{info.run_id}/model", "-i", str(tmp_path / "input.json"),
+        [MLFLOW_CLI, "models", "predict", "-m", f"runs:/{info.run_id}/model", "-i", str(tmp_path / "input.json"),
          "-t", "json", "-o", str(tmp_path / "output.json"), "--env-manager", "local"],
         env=child_env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "step" not in out.stdout  # no Keras progress bar on stdout, where the JSON goes
     served = json.loads((tmp_path / "output.json").read_text())
     served = served["predictions"] if isinstance(served, dict) else served
+    np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-6)
+
+
+@contextlib.contextmanager
+def _models_serve(model_uri, tracking_uri, cwd, timeout=240.0):
+    """``mlflow models serve -m MODEL_URI --env-manager local`` on 127.0.0.1 at a free port, in its
+    own process group; yields its base URL once ``/ping`` answers 200. Stopped by its pid's
+    group: SIGTERM, then SIGKILL if it is still there after 15 s."""
+    port = free_port()
+    log_path = os.path.join(cwd, "serve.log")
+    # It runs `uvicorn` from PATH: this interpreter's bin directory first, as in an activated venv.
+    path = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [MLFLOW_CLI, "models", "serve", "-m", model_uri, "--env-manager", "local",
+             "--host", "127.0.0.1", "-p", str(port)],
+            cwd=cwd, env=env(MLFLOW_TRACKING_URI=tracking_uri, PATH=path), stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"mlflow models serve exited ({proc.returncode}):\n"
+                                     f"{open(log_path).read()[-3000:]}")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(url + "/ping", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"mlflow models serve: no /ping after {timeout} s:\n"
+                                     f"{open(log_path).read()[-3000:]}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=15)
+
+
+@pytest.mark.slow
+def test_models_serve_answers_invocations(logged, tmp_path):
+    """The documented REST server, as a user starts it from the run's URI, predicts as the model."""
+    uri, info, x, expected = logged
+    with _models_serve(f"runs:/{info.run_id}/model", uri, str(tmp_path)) as url:
+        request = urllib.request.Request(
+            url + "/invocations", data=json.dumps({"inputs": x.tolist()}).encode(),
+            headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                assert response.status == 200
+                served = json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            raise AssertionError(f"/invocations: HTTP {error.code}: {error.read()[:2000]!r}") from None
+    served = served["predictions"] if isinstance(served, dict) else served
+    assert np.shape(served) == expected.shape
     np.testing.assert_allclose(served, expected, rtol=1e-5, atol=1e-6)
 
 
