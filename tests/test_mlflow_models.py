@@ -6,11 +6,9 @@ HTTP server, against a real SQLite store (one small model, trained once for the 
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 import urllib.error
 import urllib.request
 
@@ -22,7 +20,7 @@ import keras_adam_variants as kav
 
 mlflow = pytest.importorskip("mlflow")
 from keras_adam_variants import mlflow_models  # noqa: E402
-from tests._experiment_helpers import env, free_port  # noqa: E402
+from tests._experiment_helpers import env, free_port, serving  # noqa: E402
 
 MLFLOW_CLI = os.path.join(os.path.dirname(sys.executable), "mlflow")
 
@@ -103,43 +101,16 @@ def test_fresh_process_pyfunc_and_models_predict(logged, tmp_path):
 @contextlib.contextmanager
 def _models_serve(model_uri, tracking_uri, cwd, timeout=240.0):
     """``mlflow models serve -m MODEL_URI --env-manager local`` on 127.0.0.1 at a free port, in its
-    own process group; yields its base URL once ``/ping`` answers 200. Stopped by its pid's
-    group: SIGTERM, then SIGKILL if it is still there after 15 s."""
+    own process group (killed at the end); yields its base URL once ``/ping`` answers 200."""
     port = free_port()
-    log_path = os.path.join(cwd, "serve.log")
+    url = f"http://127.0.0.1:{port}"
     # It runs `uvicorn` from PATH: this interpreter's bin directory first, as in an activated venv.
     path = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [MLFLOW_CLI, "models", "serve", "-m", model_uri, "--env-manager", "local",
-             "--host", "127.0.0.1", "-p", str(port)],
-            cwd=cwd, env=env(MLFLOW_TRACKING_URI=tracking_uri, PATH=path), stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"mlflow models serve exited ({proc.returncode}):\n"
-                                     f"{open(log_path).read()[-3000:]}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(url + "/ping", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            if time.monotonic() > deadline:
-                raise AssertionError(f"mlflow models serve: no /ping after {timeout} s:\n"
-                                     f"{open(log_path).read()[-3000:]}")
-            time.sleep(0.5)
+    cmd = [MLFLOW_CLI, "models", "serve", "-m", model_uri, "--env-manager", "local",
+           "--host", "127.0.0.1", "-p", str(port)]
+    with serving(cmd, cwd, url + "/ping", os.path.join(cwd, "serve.log"), timeout,
+                 MLFLOW_TRACKING_URI=tracking_uri, PATH=path):
         yield url
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
 
 
 @pytest.mark.slow
