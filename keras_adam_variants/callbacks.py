@@ -43,7 +43,10 @@ class AdaptiveLRLogger(keras.callbacks.Callback):
     path prefix, e.g. ``dense_1``), in one ``MlflowClient.log_batch`` call:
 
     - ``effective_lr/<layer>/p05``, ``/p50``, ``/p95``: percentiles over the layer's parameters
-      of the optimizer's `effective_learning_rate` (lr / (√v̂ + ε) for Adam; see each class);
+      of the optimizer's `effective_learning_rate` (lr / (√v̂ + ε) for Adam; see each class).
+      A parameter that has never had a gradient (v̂ = 0: e.g. the weights of an input pixel that
+      is always 0) has lr / ε, the rate its first gradient would meet; where such parameters are
+      over 5% of a layer, ``p95`` shows that ceiling and ``zero_step_fraction`` their share;
     - ``update_ratio/<layer>``: ‖Δθ‖ / ‖θ‖ for that step, Δθ measured as the change of the
       weights over the step (so it includes weight decay, clipping, everything);
     - ``zero_step_fraction/<layer>``: the fraction of parameters with |Δθ| ≤ zero_tolerance · lr.
