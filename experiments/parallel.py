@@ -7,7 +7,9 @@ whatever order they finished in:
 
 * ``workers=1`` (no cluster): one after the other in this process.
 * ``workers=N``: N processes of a :class:`concurrent.futures.ProcessPoolExecutor` (``spawn``:
-  a fresh interpreter per worker, no TensorFlow state copied by ``fork``). On a CPU each worker
+  a fresh interpreter per worker, no TensorFlow state copied by ``fork``), fed batches of jobs
+  (:func:`batches`: the seeds of one optimizer go to one process, which traces their model once,
+  :mod:`experiments.model_reuse`; each result is reported as it finishes). On a CPU each worker
   gets ``cores // N`` TensorFlow threads (so N workers do not fight over the cores); with
   ``device="gpu"`` each worker sees one GPU (``CUDA_VISIBLE_DEVICES``).
 * ``cluster=ADDRESS``: the tasks go to a Dask distributed scheduler (``dask scheduler`` /
@@ -39,6 +41,7 @@ import multiprocessing
 import os
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -206,20 +209,21 @@ def _terminate(tracking_uri, run_id: str | None, status: str) -> None:
         pass
 
 
-def _runner_hooks(train, job: Job) -> dict:
-    """Keyword arguments for ``train.run`` that it accepts: ``models``, this process's
-    :class:`experiments.model_reuse.CompiledModels` (seeds of one optimizer trained in one
-    process trace once; see that module for the hook ``train.run`` needs)."""
-    import inspect
+_MODELS = threading.local()  # per thread: a Dask worker runs several jobs at once in threads
 
-    if "models" not in inspect.signature(train.run).parameters or \
-            getattr(job.config, "strategy", "none") != "none":
+
+def _runner_hooks(train, job: Job) -> dict:
+    """Keyword arguments for ``train.run``: ``models``, this process's (this thread's)
+    :class:`experiments.model_reuse.CompiledModels`, so that seeds of one optimizer trained here
+    one after the other trace ``fit``'s functions once; none for ``strategy="mirrored"``."""
+    if getattr(job.config, "strategy", "none") != "none":
         return {}
-    if "models" not in _PROCESS:
+    models = getattr(_MODELS, "models", None)
+    if models is None:
         from .model_reuse import CompiledModels
 
-        _PROCESS["models"] = CompiledModels()
-    return {"models": _PROCESS["models"]}
+        models = _MODELS.models = CompiledModels()
+    return {"models": models}
 
 
 def train_job(job: Job) -> JobResult:
@@ -327,12 +331,16 @@ def _on_sigterm(signum, frame):
     raise StudyInterrupted("worker stopped by SIGTERM")
 
 
-def _init_worker(gpu_queue, threads: int, env: dict) -> None:
+def _init_worker(gpu_queue, threads: int, env: dict, results=None) -> None:
     """Start of a local worker process: ignore SIGINT (the parent decides), stop cleanly on
-    SIGTERM, take one GPU (or hide them all on CPU), size TensorFlow's thread pools."""
+    SIGTERM, take one GPU (or hide them all on CPU), size TensorFlow's thread pools; each
+    finished job's result is also put on ``results`` (progress while a batch goes on)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
     os.environ.update(env)
+    _PROCESS["results"] = results
+    if results is not None:
+        results.cancel_join_thread()  # progress only: the batch's return value is what counts
     if gpu_queue is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu_queue.get()
     import tensorflow as tf
@@ -342,13 +350,37 @@ def _init_worker(gpu_queue, threads: int, env: dict) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
-def _worker_job(payload: bytes) -> JobResult:
-    job = unpack(payload)
-    try:
-        return train_job(job)
-    except StudyInterrupted as stop:
-        # Back to the parent as a result, not an exception: this process is about to go.
-        return JobResult(job.index, None, "KILLED", {}, math.nan, str(stop))
+def _worker_jobs(payloads: list[bytes]) -> list[JobResult]:
+    """Train a batch of jobs one after the other in this worker (seeds of one optimizer: the
+    compiled model is reused); stops at the first one stopped (returned as KILLED)."""
+    done = []
+    for payload in payloads:
+        job = unpack(payload)
+        try:
+            result = train_job(job)
+        except StudyInterrupted as stop:
+            # Back to the parent as a result, not an exception: this process is about to go.
+            done.append(JobResult(job.index, None, "KILLED", {}, math.nan, str(stop)))
+            break
+        done.append(result)
+        if _PROCESS.get("results") is not None:
+            _PROCESS["results"].put(result)
+    return done
+
+
+def batches(jobs: list[Job], workers: int) -> list[list[Job]]:
+    """``jobs`` cut into batches, each trained by one worker process in order: consecutive jobs
+    of one arm (same ``label``: the seeds of one optimizer setting) stay together, so that the
+    worker traces their model once (:mod:`experiments.model_reuse`), in pieces of at most
+    ``ceil(len(jobs) / workers)`` so that every worker gets work. Job order is kept."""
+    cap = max(1, math.ceil(len(jobs) / max(1, workers)))
+    out: list[list[Job]] = []
+    for job in jobs:
+        if out and out[-1][-1].label == job.label and len(out[-1]) < cap:
+            out[-1].append(job)
+        else:
+            out.append([job])
+    return out
 
 
 def _local_pool(jobs, workers, device, on_result):
@@ -363,25 +395,50 @@ def _local_pool(jobs, workers, device, on_result):
         threads = max(1, (os.cpu_count() or 1) // workers)
     env = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
            "KERAS_BACKEND": "tensorflow"}
+    results = ctx.Queue()
     pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx,
                                                   initializer=_init_worker,
-                                                  initargs=(gpu_queue, threads, env))
-    futures = {}
-    try:
-        futures = {pool.submit(_worker_job, pack(job)): job for job in jobs}
-        for future in concurrent.futures.as_completed(futures):
-            job = futures[future]
-            try:
-                result = future.result()
-            except Exception as err:  # noqa: BLE001 - a worker died (killed, out of memory)
-                result = JobResult(job.index, _find_run(job), "FAILED", {}, math.nan,
-                                   f"worker process lost: {_one_line(err)}")
-                _terminate(job.config.tracking_uri, result.run_id, "FAILED")
+                                                  initargs=(gpu_queue, threads, env, results))
+    reported: set[int] = set()
+
+    def report(result: JobResult) -> None:
+        if result.index not in reported:
+            reported.add(result.index)
             on_result(result)
+
+    def drain() -> None:
+        while True:
+            try:
+                report(results.get_nowait())
+            except Exception:  # noqa: BLE001 - queue.Empty (or a half-written item at exit)
+                return
+
+    try:
+        futures = {pool.submit(_worker_jobs, [pack(job) for job in batch]): batch
+                   for batch in batches(jobs, workers)}
+        pending = set(futures)
+        while pending:
+            done, pending = concurrent.futures.wait(
+                pending, timeout=0.5, return_when=concurrent.futures.FIRST_COMPLETED)
+            drain()
+            for future in done:
+                batch = futures[future]
+                try:
+                    for result in future.result():
+                        report(result)
+                except Exception as err:  # noqa: BLE001 - a worker died (killed, out of memory)
+                    for job in batch:
+                        if job.index in reported:
+                            continue
+                        result = JobResult(job.index, _find_run(job), "FAILED", {}, math.nan,
+                                           f"worker process lost: {_one_line(err)}")
+                        _terminate(job.config.tracking_uri, result.run_id, "FAILED")
+                        report(result)
     except BaseException:
         _stop_pool(pool)
         raise
     pool.shutdown(wait=True)
+    drain()
 
 
 def _stop_pool(pool) -> None:
