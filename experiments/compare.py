@@ -229,7 +229,7 @@ def make_jobs(arms: list[Arm], seeds: list[int], parent_run_id: str, *, learning
     A child trains with the resolved learning rate given explicitly (the same optimizer as its
     default, and the run's ``learning_rate`` param holds the number); effective learning rates
     are logged by the runs the parent's plot shows (:func:`effective_lr_runs`); the per-run
-    learning-curve image only with ``child_plots`` (when the runner supports turning it off).
+    learning-curve image only with ``child_plots``.
     """
     from . import parallel, train
 

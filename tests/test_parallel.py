@@ -296,3 +296,12 @@ def test_batches_keep_the_seeds_of_one_arm_on_one_worker():
     assert [len(b) for b in parallel.batches(one_arm, 4)] == [2, 2, 2, 2]
     assert [len(b) for b in parallel.batches(one_arm, 8)] == [1] * 8
     assert [j.index for b in parallel.batches(many, 4) for j in b] == list(range(9))
+
+
+def test_study_children_draw_their_learning_curve_only_when_asked():
+    arms = [compare.Arm("Adam", "adam")]
+    rates = {"Adam": 0.001}
+    for asked in (False, True):
+        jobs = compare.make_jobs(arms, [0, 1], "p", learning_rates=rates, child_plots=asked,
+                                 workload="digits_mlp")
+        assert [j.config.log_learning_curve for j in jobs] == [asked, asked]
