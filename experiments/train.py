@@ -410,6 +410,7 @@ def _run(config, parent_run_id, callbacks, uri, ident, checkpoints, state, expli
                     "num_test": data.num_test, "input_shape": list(data.input_shape)},
         "devices": devices, "jit": jit,
     }
+
     def build():
         model = workload.build_model(data.input_shape, data.num_classes)
         optimizer = build_optimizer(config.optimizer, config.learning_rate, config.opt)

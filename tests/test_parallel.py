@@ -247,7 +247,8 @@ def test_jobs_with_a_schedule_defined_in_a_function_reach_a_worker_intact(tmp_pa
 
 
 @pytest.mark.slow
-def test_a_study_run_on_a_reused_model_logs_what_a_fresh_run_logs(tmp_path, digits_data_dir):  # noqa: F811
+def test_a_study_run_on_a_reused_model_logs_what_a_fresh_run_logs(
+        tmp_path, digits_data_dir):  # noqa: F811
     """train.run with a CompiledModels (what studies pass): the second seed reuses the first
     seed's compiled model, and every value it logs equals that of the same seed run fresh."""
     from experiments import train
