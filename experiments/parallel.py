@@ -384,11 +384,28 @@ def batches(jobs: list[Job], workers: int) -> list[list[Job]]:
     return out
 
 
-def _local_pool(jobs, workers, device, on_result):
-    """Train ``jobs`` on ``workers`` local processes. On a CPU this process is one of them: it
-    has TensorFlow loaded already, so it trains batches in its main thread while ``workers - 1``
-    spawned processes train the others (one interpreter and TensorFlow import fewer: about 8 s
-    of CPU on 2 cores). With ``device="gpu"`` every worker is a spawned process with one GPU."""
+@dataclass
+class LocalPool:
+    """Local worker processes started for :func:`run_jobs` (:func:`prestart`)."""
+
+    pool: concurrent.futures.ProcessPoolExecutor
+    results: object  # a multiprocessing Queue: each finished job's result, as it finishes
+    workers: int  # trainings at once, this process included when ``in_parent``
+    spawned: int
+    in_parent: bool
+
+
+def _warm() -> None:
+    """A worker's first task: import what a training needs (while the study sets up)."""
+    import keras  # noqa: F401
+    import mlflow  # noqa: F401
+    import tensorflow_datasets  # noqa: F401
+
+    import keras_adam_variants  # noqa: F401
+    from . import run_logger, tracking, train  # noqa: F401
+
+
+def _start_pool(workers: int, device: str) -> LocalPool:
     ctx = multiprocessing.get_context("spawn")
     in_parent = device != "gpu"
     spawned = workers - 1 if in_parent else workers
@@ -406,6 +423,37 @@ def _local_pool(jobs, workers, device, on_result):
     pool = concurrent.futures.ProcessPoolExecutor(spawned, mp_context=ctx,
                                                   initializer=_init_worker,
                                                   initargs=(gpu_queue, threads, env, results))
+    for _ in range(spawned):  # spawns the processes now
+        pool.submit(_warm)
+    return LocalPool(pool, results, workers, spawned, in_parent)
+
+
+def prestart(workers: int, device: str, jobs: int, cluster: str | None = None):
+    """Start the local worker processes :func:`run_jobs` will use for ``jobs`` jobs with
+    ``workers`` (their interpreter and TensorFlow import overlap the study's own setup); None
+    when it uses none (one worker or job, or a cluster). Pass it as ``run_jobs(pool=...)``, or
+    to :func:`discard` if the study stops before."""
+    if cluster or workers <= 1 or jobs <= 1:
+        return None
+    return _start_pool(min(workers, jobs), device)
+
+
+def discard(started) -> None:
+    """Stop the processes of :func:`prestart` (None: nothing to do) at once."""
+    if started is not None:
+        _stop_pool(started.pool)
+
+
+def _local_pool(jobs, workers, device, on_result, started=None):
+    """Train ``jobs`` on ``workers`` local processes. On a CPU this process is one of them: it
+    has TensorFlow loaded already, so it trains batches in its main thread while ``workers - 1``
+    spawned processes train the others (one interpreter and TensorFlow import fewer: about 8 s
+    of CPU on 2 cores). With ``device="gpu"`` every worker is a spawned process with one GPU."""
+    if started is None or started.workers != workers:
+        discard(started)
+        started = _start_pool(workers, device)
+    pool, results = started.pool, started.results
+    spawned, in_parent = started.spawned, started.in_parent
     todo = list(batches(jobs, workers))
     lock = threading.Lock()  # todo, reported and on_result are shared with the feeder thread
     reported: set[int] = set()
@@ -590,9 +638,10 @@ def mark_killed(tracking_uri: str, experiment_id: str, parent_run_id: str) -> in
 
 
 def run_jobs(jobs: list[Job], *, workers: int = 1, device: str = "cpu",
-             cluster: str | None = None, on_result=None) -> list[JobResult]:
+             cluster: str | None = None, on_result=None, pool=None) -> list[JobResult]:
     """Train ``jobs`` (see the module doc for the engines) and return their results in job
-    order. ``on_result(JobResult)`` is called as each finishes (progress lines).
+    order. ``on_result(JobResult)`` is called as each finishes (progress lines). ``pool``: the
+    processes of :func:`prestart` for these arguments (used, or stopped when not needed).
 
     Raises :class:`StudyInterrupted` on Ctrl-C, after every started run is marked KILLED (the
     caller marks the parent: :func:`mark_killed`).
@@ -605,7 +654,11 @@ def run_jobs(jobs: list[Job], *, workers: int = 1, device: str = "cpu",
             on_result(result)
 
     if not jobs:
+        discard(pool)
         return []
+    if pool is not None and (cluster or workers <= 1 or len(jobs) == 1):
+        discard(pool)
+        pool = None
     if cluster:
         _cluster(jobs, cluster, device, collect)
     elif workers <= 1 or len(jobs) == 1:
@@ -622,7 +675,7 @@ def run_jobs(jobs: list[Job], *, workers: int = 1, device: str = "cpu",
             if old is not None:
                 signal.signal(signal.SIGINT, old)
     else:
-        _local_pool(jobs, min(workers, len(jobs)), device, collect)
+        _local_pool(jobs, min(workers, len(jobs)), device, collect, pool)
     if any(r.status == "KILLED" for r in results.values()):
         raise StudyInterrupted("a worker was stopped")
     return [results[job.index] for job in jobs]
