@@ -228,7 +228,7 @@ def make_jobs(arms: list[Arm], seeds: list[int], parent_run_id: str, *, learning
     A child trains with the resolved learning rate given explicitly (the same optimizer as its
     default, and the run's ``learning_rate`` param holds the number); effective learning rates
     are logged by the runs the parent's plot shows (:func:`effective_lr_runs`); the per-run
-    learning-curve image only with ``child_plots`` (when the runner supports turning it off).
+    learning-curve image only with ``child_plots``.
     """
     from . import parallel, train
 
@@ -304,36 +304,42 @@ def run_study(arms: list[Arm], *, workload: str = DEFAULT_WORKLOAD, seeds=range(
     uri = tracking.resolve_uri(tracking_uri)
     parallel.check_engine(workers, device, cluster, uri)
 
-    experiment_id = tracking.setup(uri, experiment)
-    client = mlflow.MlflowClient(uri)
-    parent = client.create_run(experiment_id, run_name=run_name or f"{study}-{workload}",
-                               tags={**tracking.version_tags(), "kav.study": study,
-                                     "workload": workload})
-    parent_id = parent.info.run_id
-    jobs = make_jobs(arms, seeds, parent_id, learning_rates=learning_rates,
-                     effective_lr_every=effective_lr_every, child_plots=child_plots,
-                     workload=workload, epochs=epochs, batch_size=batch_size, jit=jit,
-                     tracking_uri=uri, experiment=experiment, log_model=log_model,
-                     data_dir=data_dir, device=device)
-    engine = (f"dask:{cluster}" if cluster else
-              "in-process" if workers <= 1 or len(jobs) == 1 else f"{min(workers, len(jobs))} "
-              "local processes")
-    all_params = {
-        "study": study, "workload": workload, "optimizers": ",".join(a.label for a in arms),
-        "seeds": ",".join(map(str, seeds)), "epochs": epochs, "batch_size": batch_size,
-        "jit": jit, "log_model": log_model, "runs": len(jobs), "device": device,
-        "engine": engine,
-    }
-    for arm in arms:
-        all_params[f"lr.{arm.label}"] = learning_rates[arm.label]
-        if arm.optimizer != arm.label or arm.opt:
-            all_params[f"optimizer.{arm.label}"] = arm.optimizer + (
-                " " + json.dumps(arm.opt, sort_keys=True, default=repr) if arm.opt else "")
-    all_params.update(params or {})
-    log_params(client, parent_id, all_params)
+    # Local workers start now: their interpreter and TensorFlow load while the store opens.
+    started = parallel.prestart(workers, device, len(arms) * len(seeds), cluster)
+    try:
+        experiment_id = tracking.setup(uri, experiment)
+        client = mlflow.MlflowClient(uri)
+        parent = client.create_run(experiment_id, run_name=run_name or f"{study}-{workload}",
+                                   tags={**tracking.version_tags(), "kav.study": study,
+                                         "workload": workload})
+        parent_id = parent.info.run_id
+        jobs = make_jobs(arms, seeds, parent_id, learning_rates=learning_rates,
+                         effective_lr_every=effective_lr_every, child_plots=child_plots,
+                         workload=workload, epochs=epochs, batch_size=batch_size, jit=jit,
+                         tracking_uri=uri, experiment=experiment, log_model=log_model,
+                         data_dir=data_dir, device=device)
+        engine = (f"dask:{cluster}" if cluster else
+                  "in-process" if workers <= 1 or len(jobs) == 1 else f"{min(workers, len(jobs))} "
+                  "local processes")
+        all_params = {
+            "study": study, "workload": workload, "optimizers": ",".join(a.label for a in arms),
+            "seeds": ",".join(map(str, seeds)), "epochs": epochs, "batch_size": batch_size,
+            "jit": jit, "log_model": log_model, "runs": len(jobs), "device": device,
+            "engine": engine,
+        }
+        for arm in arms:
+            all_params[f"lr.{arm.label}"] = learning_rates[arm.label]
+            if arm.optimizer != arm.label or arm.opt:
+                all_params[f"optimizer.{arm.label}"] = arm.optimizer + (
+                    " " + json.dumps(arm.opt, sort_keys=True, default=repr) if arm.opt else "")
+        all_params.update(params or {})
+        log_params(client, parent_id, all_params)
 
-    if cluster or (workers > 1 and len(jobs) > 1):
-        register_dataset(uri, parent_id, workload, data_dir)
+        if cluster or (workers > 1 and len(jobs) > 1):
+            register_dataset(uri, parent_id, workload, data_dir)
+    except BaseException:
+        parallel.discard(started)
+        raise
     progress = Progress(len(jobs), stream=progress_stream)
     by_index = {job.index: job for job in jobs}
 
@@ -351,7 +357,7 @@ def run_study(arms: list[Arm], *, workload: str = DEFAULT_WORKLOAD, seeds=range(
     start = time.monotonic()
     try:
         results = parallel.run_jobs(jobs, workers=workers, device=device, cluster=cluster,
-                                    on_result=report)
+                                    on_result=report, pool=started)
     except KeyboardInterrupt:
         parallel.mark_killed(uri, experiment_id, parent_id)
         raise

@@ -128,6 +128,7 @@ class Data:
     num_classes: int
     preprocess: Callable
     _memory: tuple | None = dataclasses.field(default=None, repr=False)
+    _mlflow: dict = dataclasses.field(default_factory=dict, repr=False)  # split -> MLflow dataset
 
     @property
     def name(self) -> str:
@@ -479,12 +480,50 @@ def _text_preprocess(train: tf.data.Dataset):
     return preprocess, (VOCAB_SIZE,)
 
 
+_LOADED: dict = {}  # per process: files' identity -> Data (see load)
+_LOADED_MAX = 4
+
+
+def _files_key(name: str, data_dir: str | None):
+    """What identifies the prepared files of ``name`` in ``data_dir``: the version directory and
+    each file's name, size and modification time (None when not prepared or unreadable)."""
+    spec = get(name)
+    root = os.path.abspath(data_dir or default_data_dir())
+    version_dir = _prepared_dir(spec, root)
+    if version_dir is None:
+        return None
+    try:
+        files = tuple(sorted((entry.name, entry.stat().st_size, entry.stat().st_mtime_ns)
+                             for entry in os.scandir(version_dir) if entry.is_file()))
+    except OSError:
+        return None
+    return (name, root, version_dir, files)
+
+
 def load(name: str, data_dir: str | None = None) -> Data:
     """Load dataset ``name`` from the TFDS data dir ``data_dir`` (None: TFDS's default).
 
     ``digits`` is prepared on first use. Catalogue datasets must already be prepared there, else
     :class:`DatasetNotPreparedError` (raised within about a second, never a download attempt).
+
+    Loaded once per process: a later call for the same files (same version directory, every
+    file's name, size and modification time unchanged) returns the same :class:`Data`, whose
+    in-memory copy of the training split and MLflow dataset descriptions are then already made
+    (about 0.3 s a run on 2 cores for digits; a text dataset's vocabulary is not adapted again).
     """
+    key = _files_key(name, data_dir)
+    if key is not None and key in _LOADED:
+        return _LOADED[key]
+    data = _load(name, data_dir)
+    key = key or _files_key(name, data_dir)  # prepared just now
+    if key is not None:
+        while len(_LOADED) >= _LOADED_MAX:
+            _LOADED.pop(next(iter(_LOADED)))
+        _LOADED[key] = data
+    return data
+
+
+def _load(name: str, data_dir: str | None) -> Data:
     spec = get(name)
     builder = _builder(spec, data_dir)
     info = builder.info
@@ -515,8 +554,11 @@ def mlflow_dataset(data: Data, split: str):
     features and ``[-1]`` int64 targets for digits -- and the profile counts examples.
     (``from_tensorflow`` on an unbatched ``tf.data.Dataset`` infers the schema from one example
     and takes its first axis for the batch axis: ``[-1, 8, 1]``.) Name ``<dataset>-<split>``,
-    source the TFDS data dir, digest `Data.digest` plus the split.
+    source the TFDS data dir, digest `Data.digest` plus the split. Made once per :class:`Data`
+    and split, then kept on ``data``.
     """
+    if split in data._mlflow:
+        return data._mlflow[split]
     import mlflow
 
     if split == "train":
@@ -529,6 +571,8 @@ def mlflow_dataset(data: Data, split: str):
 
     with warnings.catch_warnings():  # "can be interpreted in multiple ways": both mean a local dir
         warnings.simplefilter("ignore", UserWarning)
-        return mlflow.data.from_numpy(
+        dataset = mlflow.data.from_numpy(
             features=x.numpy(), targets=y.numpy(), source=data.data_dir,
             name=f"{data.name}-{split}", digest=f"{data.digest()}{split[:2]}")
+    data._mlflow[split] = dataset  # the same description for every run of this Data
+    return dataset

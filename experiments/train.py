@@ -30,7 +30,8 @@ so a user's autologged fits and these runs line up in one MLflow Compare view:
   at the global step (1 = after the first batch): ``train_loss_step``;
 * tags: package, Keras, TensorFlow, MLflow versions, git commit, device, ``kav.run_key``, model URI;
 * the dataset as a run input; artifacts ``config.json`` (the resolved configuration),
-  ``model_summary.txt`` and ``learning_curve.png``; the trained model (:func:`log_model`, with
+  ``model_summary.txt`` and ``learning_curve.png`` (unless ``log_learning_curve`` is off:
+  studies draw it only with ``--child-plots``); the trained model (:func:`log_model`, with
   :mod:`keras_adam_variants.mlflow_models`: ``mlflow.pyfunc.load_model(uri)`` and ``mlflow models
   serve`` work in a fresh process).
 
@@ -270,11 +271,17 @@ def _result(state: dict, writer=None, delivered=True, spool_dir=None) -> TrainRe
                        spool_dir=spool_dir)
 
 
-def run(config: TrainConfig, parent_run_id: str | None = None, callbacks=()) -> TrainResult:
+def run(config: TrainConfig, parent_run_id: str | None = None, callbacks=(),
+        models=None) -> TrainResult:
     """Train ``config`` and log it as one MLflow run (nested under ``parent_run_id`` if given).
 
     ``callbacks`` are extra Keras callbacks, appended after the logger (there is no active
-    fluent MLflow run during ``fit``: give them the run id). Raises :class:`ConfigError`,
+    fluent MLflow run during ``fit``: give them the run id). ``models``: an
+    :class:`experiments.model_reuse.CompiledModels` of this process (studies pass one), from
+    which the compiled model is taken when one of the same settings was trained before, put back
+    into the state of a fresh build with this seed (its train and test functions are not traced
+    again; the values logged are the same); not used with ``strategy="mirrored"``, nor for a run
+    that resumes from a checkpoint. Raises :class:`ConfigError`,
     :class:`experiments.datasets.DatasetNotPreparedError` or
     :class:`experiments.tracking.TrackingUnavailableError` before any run is created when the
     configuration, the checkpoint directory, the data or the store is not usable. Returns
@@ -303,7 +310,7 @@ def run(config: TrainConfig, parent_run_id: str | None = None, callbacks=()) -> 
                 "with --checkpoint-dir)")
             state = checkpoints.read(config.epochs)
         result, remove = _run(config, parent_run_id, callbacks, uri, ident, checkpoints, state,
-                              explicit, tracking)
+                              explicit, tracking, models)
     except BaseException:
         # Refused before any run key was written: leave no empty default directory behind.
         remove = (checkpoints is not None and new_dir and not explicit
@@ -342,7 +349,8 @@ def _check_data(config: TrainConfig):
     return dataset_name, version_dir
 
 
-def _run(config, parent_run_id, callbacks, uri, ident, checkpoints, state, explicit, tracking):
+def _run(config, parent_run_id, callbacks, uri, ident, checkpoints, state, explicit, tracking,
+         models=None):
     """The body of :func:`run`, with the checkpoint directory open and its state read; returns
     (result, whether to remove the directory)."""
     from . import datasets
@@ -396,12 +404,26 @@ def _run(config, parent_run_id, callbacks, uri, ident, checkpoints, state, expli
                     "num_test": data.num_test, "input_shape": list(data.input_shape)},
         "devices": devices, "jit": jit,
     }
-    with scope():
+
+    def build():
         model = workload.build_model(data.input_shape, data.num_classes)
         optimizer = build_optimizer(config.optimizer, config.learning_rate, config.opt)
         model.compile(optimizer=optimizer, loss=workload.loss(), metrics=workload.metrics(),
                       jit_compile=jit)
-        if state is not None and state["epoch"] > 0:
+        return model, optimizer
+
+    resuming = state is not None and state["epoch"] > 0
+    reuse_key = None
+    if models is not None and config.strategy != "mirrored" and not resuming:
+        from .model_reuse import model_key
+
+        reuse_key = model_key(config, jit)
+    with scope():
+        if reuse_key is not None:  # the same state as build(): the same values trained
+            model, optimizer = models.get(config.seed, build, key=reuse_key)
+        else:
+            model, optimizer = build()
+        if resuming:
             optimizer.build(model.trainable_variables)
             model.load_weights(checkpoints.model_path(state["model"]))
             log.info("resumed from %s (epoch %d)", state["model"], state["epoch"])
@@ -466,9 +488,10 @@ def _run(config, parent_run_id, callbacks, uri, ident, checkpoints, state, expli
                           validation_data=data.test_batches(config.batch_size),
                           callbacks=[logger, *_effective_lr_logger(config, run_id), *callbacks],
                           shuffle=False, verbose=0)
-            writer.log_figure(learning_curve(state["history"], f"{workload.name} / "
-                                             f"{config.optimizer} / seed {config.seed}"),
-                              "learning_curve.png")
+            if config.log_learning_curve:
+                writer.log_figure(learning_curve(state["history"], f"{workload.name} / "
+                                                 f"{config.optimizer} / seed {config.seed}"),
+                                  "learning_curve.png")
             if config.log_model and not state.get("model_uri"):
                 if not writer.flush(config.finish_timeout):
                     return _result(state, writer, False, spool_dir), False

@@ -203,6 +203,7 @@ def test_a_reused_compiled_model_trains_the_values_of_a_fresh_one():
 
     def build():
         model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(32, activation="relu"),
+                                  keras.layers.Dropout(0.3),  # its seed state is reset too
                                   keras.layers.Dense(10)])
         optimizer = kav.AMSGrad(learning_rate=0.01)
         model.compile(optimizer=optimizer, jit_compile=False, metrics=["accuracy"],
@@ -243,3 +244,65 @@ def test_jobs_with_a_schedule_defined_in_a_function_reach_a_worker_intact(tmp_pa
                          env=env(), capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["kav_experiments>InverseSqrtDecay", "0.5", "0.25"]
+
+
+@pytest.mark.slow
+def test_a_study_run_on_a_reused_model_logs_what_a_fresh_run_logs(
+        tmp_path, digits_data_dir):  # noqa: F811
+    """train.run with a CompiledModels (what studies pass): the second seed reuses the first
+    seed's compiled model, and every value it logs equals that of the same seed run fresh."""
+    from experiments import train
+    from experiments.model_reuse import CompiledModels
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    common = dict(optimizer="amsgrad", workload="digits_logreg", epochs=2, jit=False,
+                  log_model=False, tracking_uri=uri, experiment="test-reuse", log_every=3,
+                  data_dir=digits_data_dir, effective_lr_every=4, effective_lr_histograms=False,
+                  log_learning_curve=False)
+    models = CompiledModels()
+    train.run(train.TrainConfig(seed=0, run_name="first", **common), models=models)
+    reused = train.run(train.TrainConfig(seed=1, run_name="reused", **common), models=models)
+    assert (models.misses, models.hits) == (1, 1)
+    fresh = train.run(train.TrainConfig(seed=1, run_name="fresh", **common))
+    client = mlflow.MlflowClient(uri)
+    runs = {r: client.get_run(r) for r in (reused.run_id, fresh.run_id)}
+    timing = {"epoch_time", "examples_per_second"}
+    keys = set(runs[fresh.run_id].data.metrics) - timing
+    assert {"val_loss", "train_loss_step"} <= keys and any("effective_lr" in k for k in keys)
+    assert keys == set(runs[reused.run_id].data.metrics) - timing
+
+    def logged(run_id):
+        return {k: [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, k),
+                                                       key=lambda m: m.step)] for k in keys}
+    assert logged(reused.run_id) == logged(fresh.run_id)  # value for value, step for step
+    params = [{k: v for k, v in runs[r].data.params.items() if k != "seed"} for r in runs]
+    assert params[0] == params[1]
+    artifacts = {a.path for a in client.list_artifacts(fresh.run_id)}
+    assert "learning_curve.png" not in artifacts and "config.json" in artifacts
+
+
+def test_batches_keep_the_seeds_of_one_arm_on_one_worker():
+    def jobs(spec):
+        return [parallel.Job(i, label, seed, None, "p")
+                for i, (label, seed) in enumerate((lb, s) for lb, n in spec for s in range(n))]
+
+    def shape(batches):
+        return [[(j.label, j.seed) for j in b] for b in batches]
+
+    many = jobs([("A", 3), ("B", 3), ("C", 3)])
+    assert shape(parallel.batches(many, 2)) == [[("A", 0), ("A", 1), ("A", 2)],
+                                                [("B", 0), ("B", 1), ("B", 2)],
+                                                [("C", 0), ("C", 1), ("C", 2)]]
+    one_arm = jobs([("A", 8)])  # every worker gets work
+    assert [len(b) for b in parallel.batches(one_arm, 4)] == [2, 2, 2, 2]
+    assert [len(b) for b in parallel.batches(one_arm, 8)] == [1] * 8
+    assert [j.index for b in parallel.batches(many, 4) for j in b] == list(range(9))
+
+
+def test_study_children_draw_their_learning_curve_only_when_asked():
+    arms = [compare.Arm("Adam", "adam")]
+    rates = {"Adam": 0.001}
+    for asked in (False, True):
+        jobs = compare.make_jobs(arms, [0, 1], "p", learning_rates=rates, child_plots=asked,
+                                 workload="digits_mlp")
+        assert [j.config.log_learning_curve for j in jobs] == [asked, asked]
