@@ -155,7 +155,7 @@ def test_runs_and_metrics_land_in_postgresql(tracking_server, backend_uri, digit
     compare = subprocess.run(
         [PYTHON, "-m", "experiments.compare", "--optimizers", "adam,rmsprop", "--seeds", "1",
          "--epochs", "1", "--tracking-uri", uri, "--experiment", "team-compare",
-         "--data-dir", digits_data_dir],
+         "--data-dir", digits_data_dir, "--workers", "2"],
         cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=300)
     assert compare.returncode == 0, compare.stderr[-3000:]
     # Nothing went to a local store: ./mlruns holds only the runs' local side (checkpoints and
