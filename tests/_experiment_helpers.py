@@ -109,10 +109,11 @@ def serving(cmd, cwd, url, log_path, timeout=180.0, **extra_env):
         stop_group(proc)
 
 
-def interrupt_when(cmd, cwd, log_path, ready, timeout=240.0, wait=120.0) -> tuple[int, str]:
+def interrupt_when(cmd, cwd, log_path, ready, timeout=240.0, wait=120.0):
     """Run ``cmd`` in its own process group; once ``ready()`` is true (polled each second while
-    it runs), send SIGINT to the group, as Ctrl-C in a terminal does. Returns ``(exit status,
-    output)``; the group is killed if it is still there when the test gives up."""
+    it runs), send SIGINT to the group, as Ctrl-C in a terminal does. Returns ``(process,
+    output)`` once the process has exited (``process.returncode``; its group id is its pid); the
+    group is killed if it is still there when the test gives up."""
     proc = start_process(cmd, cwd, log_path)
     try:
         deadline = time.monotonic() + timeout
@@ -125,7 +126,7 @@ def interrupt_when(cmd, cwd, log_path, ready, timeout=240.0, wait=120.0) -> tupl
     finally:
         if proc.poll() is None:
             stop_group(proc)
-    return proc.returncode, open(log_path).read()
+    return proc, open(log_path).read()
 
 
 def mlflow_server_cmd(root: str, port: int) -> list[str]:

@@ -122,8 +122,8 @@ def test_ctrl_c_stops_the_cluster_trainings_and_marks_them_killed(
         return sum("val_loss" in r.data.metrics for r in runs()
                    if "mlflow.parentRunId" in r.data.tags) >= 2
 
-    status, output = interrupt_when(cmd, tmp_path, tmp_path / "compare.log", both_nodes_training)
-    assert status == 130, output[-3000:]
+    proc, output = interrupt_when(cmd, tmp_path, tmp_path / "compare.log", both_nodes_training)
+    assert proc.returncode == 130, output[-3000:]
     assert "interrupted" in output, output[-3000:]
     children = [r for r in runs() if "mlflow.parentRunId" in r.data.tags]
     parent = next(r for r in runs() if "mlflow.parentRunId" not in r.data.tags)

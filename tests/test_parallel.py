@@ -15,7 +15,8 @@ import mlflow  # noqa: E402
 import pytest  # noqa: E402
 
 from experiments import compare, parallel  # noqa: E402
-from tests._experiment_helpers import REPO, digits_data_dir, env  # noqa: E402,F401
+from tests._experiment_helpers import (  # noqa: E402,F401
+    REPO, digits_data_dir, env, interrupt_when)
 
 
 def test_engine_checks_are_one_line_errors(monkeypatch):
@@ -110,29 +111,16 @@ def test_ctrl_c_marks_every_started_run_and_the_parent_killed(
     cmd = [sys.executable, "-m", "experiments.compare", "--optimizers", "adam,sgd", "--seeds",
            "2", "--epochs", "1000", "--workers", "2", "--tracking-uri", uri, "--data-dir",
            digits_data_dir, "--experiment", "test-sigint", "--log-effective-lr", "0"]
-    log = open(tmp_path / "compare.log", "w")
-    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env(), stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
     client = mlflow.MlflowClient(uri)
-    try:
-        deadline = time.monotonic() + 240
-        while True:  # wait until two children are training (an epoch logged each)
-            assert proc.poll() is None, open(tmp_path / "compare.log").read()
-            children = []
-            if os.path.exists(tmp_path / "mlflow.db"):
-                children, _ = _children(client, "test-sigint")
-            if sum(1 for c in children if "val_loss" in c.data.metrics) >= 2:
-                break
-            assert time.monotonic() < deadline, "no two children training after 240 s"
-            time.sleep(1.0)
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-        assert proc.wait(timeout=120) == 130
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
-    output = open(tmp_path / "compare.log").read()
+
+    def two_children_training():  # an epoch logged each
+        if not os.path.exists(tmp_path / "mlflow.db"):
+            return False
+        children, _ = _children(client, "test-sigint")
+        return sum(1 for c in children if "val_loss" in c.data.metrics) >= 2
+
+    proc, output = interrupt_when(cmd, tmp_path, tmp_path / "compare.log", two_children_training)
+    assert proc.returncode == 130, output[-3000:]
     assert "interrupted: every started run is marked KILLED" in output
     children, parent = _children(client, "test-sigint")
     assert parent.info.status == "KILLED"
