@@ -36,6 +36,7 @@ trainings needs.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import math
 import multiprocessing
@@ -307,8 +308,6 @@ def unpack(payload: bytes) -> Job:
 def _ignore_stop_signals():
     """Ignore SIGINT and SIGTERM (while a stopped run is being marked); returns the old
     handlers (None outside the main thread, where handlers cannot be changed)."""
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         return None
     return {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -322,6 +321,22 @@ def _restore_signals(old) -> None:
 def _on_sigint(signum, frame):
     _PROCESS["stopping"] = True
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _trains_here():
+    """This process trains jobs in the block: Ctrl-C (SIGINT) marks it stopping (a run about to
+    start is not started) before the ``KeyboardInterrupt``; the old handler comes back after.
+    Outside the main thread, where handlers cannot be changed, only the flag is reset."""
+    _PROCESS["stopping"] = False
+    old = None
+    if threading.current_thread() is threading.main_thread():
+        old = signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        yield
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
 
 
 def _on_sigterm(signum, frame):
@@ -517,20 +532,17 @@ def _local_pool(jobs, workers, device, on_result, started=None):
             failure.append(err)
 
     feeder = threading.Thread(target=feed, name="kav-pool-feeder", daemon=True)
-    old = None
-    if in_parent and threading.current_thread() is threading.main_thread():
-        old = signal.signal(signal.SIGINT, _on_sigint)
-    _PROCESS["stopping"] = False
     try:
-        feeder.start()
-        while in_parent and not failure:
-            batch = take()
-            if batch is None:
-                break
-            for job in batch:
-                report(train_job(job))
-        while feeder.is_alive():
-            feeder.join(0.5)
+        with _trains_here() if in_parent else contextlib.nullcontext():
+            feeder.start()
+            while in_parent and not failure:
+                batch = take()
+                if batch is None:
+                    break
+                for job in batch:
+                    report(train_job(job))
+            while feeder.is_alive():
+                feeder.join(0.5)
         if failure:
             raise failure[0]
     except BaseException:
@@ -538,9 +550,6 @@ def _local_pool(jobs, workers, device, on_result, started=None):
         _stop_pool(pool)
         feeder.join(STOP_GRACE_S)
         raise
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGINT, old)
     pool.shutdown(wait=True)
     drain()
 
@@ -666,18 +675,9 @@ def run_jobs(jobs: list[Job], *, workers: int = 1, device: str = "cpu",
     if cluster:
         _cluster(jobs, cluster, device, collect)
     elif workers <= 1 or len(jobs) == 1:
-        _PROCESS["stopping"] = False
-        old = None
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            old = signal.signal(signal.SIGINT, _on_sigint)
-        try:
+        with _trains_here():
             for job in jobs:
                 collect(train_job(job))
-        finally:
-            if old is not None:
-                signal.signal(signal.SIGINT, old)
     else:
         _local_pool(jobs, min(workers, len(jobs)), device, collect, pool)
     if any(r.status == "KILLED" for r in results.values()):
