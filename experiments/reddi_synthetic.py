@@ -289,8 +289,9 @@ def main(argv=None) -> dict:
 
     experiment_id = tracking.setup(args.tracking_uri, args.experiment)
     client = mlflow.MlflowClient()
+    provenance = tracking.version_tags()
     parent = client.create_run(experiment_id, run_name=args.run_name or "reddi-synthetic",
-                               tags={"kav.study": "reddi_synthetic"})
+                               tags={**provenance, "kav.study": "reddi_synthetic"})
     parent_id = parent.info.run_id
     log_params(client, parent_id, {
         "steps": args.steps, "alpha": args.alpha, "schedule": "alpha/sqrt(t)",
@@ -313,7 +314,8 @@ def main(argv=None) -> dict:
                 outcomes.append(o)
                 child = client.create_run(
                     experiment_id, run_name=f"{problem}-{variant}",
-                    tags={"mlflow.parentRunId": parent_id, "kav.study": "reddi_synthetic"})
+                    tags={**provenance, "mlflow.parentRunId": parent_id,
+                          "kav.study": "reddi_synthetic"})
                 cid = child.info.run_id
                 log_params(client, cid, {"problem": problem, "optimizer": variant,
                                          "description": VARIANTS[variant], "steps": args.steps,

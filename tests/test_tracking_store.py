@@ -129,6 +129,8 @@ def test_create_run_finds_the_run_of_its_key(tmp_path, template_db):
 
     assert run.data.tags["mlflow.user"] == getpass.getuser()
     assert run.data.tags["mlflow.source.type"] == "LOCAL" and run.data.tags["mlflow.source.name"]
+    # ... and in the provenance every run the project creates carries (studies' parent runs too).
+    assert tracking.version_tags()["mlflow.user"] == getpass.getuser()
     client.delete_run(first)  # a deleted run is not found again: a new one is made
     fresh, created_fresh = tracking.create_run(uri, exp, "abc123")
     assert created_fresh and fresh != first

@@ -31,16 +31,20 @@ def log_metrics(client, run_id: str, metrics, synchronous: bool = True) -> list:
 
 
 def version_tags() -> dict[str, str]:
-    """Versions of the package and its stack, and the git commit of the checkout (when any)."""
+    """The provenance of a run: ``mlflow.start_run``'s context tags (``mlflow.user``,
+    ``mlflow.source.name`` / ``type``: the UI's "Created by" and "Source"), the versions of the
+    package and its stack, and the git commit of the checkout (when any)."""
     import subprocess
 
     import keras
     import mlflow
     import tensorflow as tf
+    from mlflow.tracking.context.registry import resolve_tags
 
     import keras_adam_variants as kav
 
     tags = {
+        **resolve_tags(),
         "kav.version": kav.__version__,
         "keras.version": keras.__version__,
         "tensorflow.version": tf.__version__,
